@@ -1,0 +1,41 @@
+"""(model, task) -> the function that builds its Pipeline. One line per pipeline; imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+
+from pipelines.base import Pipeline
+
+PIPELINES: dict[tuple[str, str], str] = {
+    ("th", "preprocess"): "pipelines.th.preprocess:build_pipeline",
+}
+
+
+def register_pipeline(model: str, task: str, target: str) -> None:
+    """Add a pipeline at run time ("package.module:builder"); for plugins and the test suite's pipelines."""
+    existing = PIPELINES.get((model, task))
+    if existing is not None and existing != target:
+        raise ValueError(f"{model}/{task} is already registered to {existing}")
+    PIPELINES[(model, task)] = target
+
+
+def models() -> list[str]:
+    return sorted({model for model, _ in PIPELINES})
+
+
+def tasks(model: str) -> list[str]:
+    return sorted(task for m, task in PIPELINES if m == model)
+
+
+def load_pipeline(model: str, task: str) -> Pipeline:
+    """Import and build the pipeline; KeyError names what exists when the pair is unknown."""
+    try:
+        target = PIPELINES[(model, task)]
+    except KeyError:
+        known = ", ".join(f"{m}/{t}" for m, t in sorted(PIPELINES))
+        raise KeyError(f"no pipeline for model {model!r} and task {task!r}; known: {known}") from None
+    module_name, _, attribute = target.partition(":")
+    builder = getattr(importlib.import_module(module_name), attribute)
+    pipeline: Pipeline = builder()
+    pipeline.validate()
+    return pipeline
