@@ -1,0 +1,38 @@
+"""Appending to the event log: one row per transition, written in the same transaction as the change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from twinplatform.db.models import Event, Job, StageRun
+
+
+def record(
+    session: Session,
+    type_: str,
+    *,
+    job: Job | None = None,
+    stage_run: StageRun | None = None,
+    twin_id: str | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    message: str = "",
+    worker: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    event = Event(
+        type=type_,
+        twin_id=twin_id or (job.twin_id if job is not None else None),
+        job_id=job.id if job is not None else (stage_run.job_id if stage_run is not None else None),
+        stage_run_id=stage_run.id if stage_run is not None else None,
+        attempt=stage_run.attempt if stage_run is not None else None,
+        from_state=from_state,
+        to_state=to_state,
+        worker=worker,
+        message=message,
+        data=data,
+    )
+    session.add(event)
+    return event

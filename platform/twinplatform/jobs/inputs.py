@@ -1,0 +1,86 @@
+"""Resolving a stage's declared inputs to store keys and checksums.
+
+Rule for RAW inputs (documented in docs/storage.md): when several files of one kind were ingested for a twin,
+the most recently ingested one is used; ties (same instant) go to the last key in sort order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipelines.base import InputSpec, Source, Stage
+from storage_layout import Layout, Location
+from twinplatform.db.models import Asset, Job
+from twinplatform.errors import InputError
+from twinplatform.storage.base import StorageBackend
+
+
+@dataclass(frozen=True)
+class ResolvedInput:
+    name: str
+    key: str
+    checksum: str
+
+
+def resolve_inputs(
+    session: Session, job: Job, stage: Stage, *, output_area: str, layout: Layout, backend: StorageBackend
+) -> dict[str, ResolvedInput]:
+    """Map each available input name to its key and checksum; absent optional inputs are left out.
+
+    A RAW input whose kind was never ingested is also left out: the stage's `applies` decides whether that
+    means "skip" (e.g. no audio) or the pipeline's own check fails the job.
+    """
+    resolved: dict[str, ResolvedInput] = {}
+    for spec in stage.inputs:
+        found = _resolve_one(session, job, spec, output_area=output_area, layout=layout, backend=backend)
+        if found is not None:
+            resolved[spec.name] = found
+        elif not spec.optional and spec.source is not Source.RAW:
+            raise InputError(
+                f"stage {stage.name!r} of job {job.id} needs input {spec.name!r} "
+                f"({spec.source.value} {spec.relative or spec.kind}), which is not in the store: "
+                "run the task that produces it first"
+            )
+    return resolved
+
+
+def _resolve_one(
+    session: Session, job: Job, spec: InputSpec, *, output_area: str, layout: Layout, backend: StorageBackend
+) -> ResolvedInput | None:
+    if spec.source is Source.RAW:
+        asset = session.scalars(
+            select(Asset)
+            .where(Asset.twin_id == job.twin_id, Asset.area == "raw", Asset.kind == spec.kind)
+            .order_by(Asset.updated_at.desc(), Asset.key.desc())
+        ).first()
+        return None if asset is None else ResolvedInput(spec.name, asset.key, asset.checksum)
+    if spec.source is Source.PROCESSED:
+        key = layout.key(Location.processed(job.twin_id, job.model, _relative(spec)))
+        return _registered_or_stored(session, spec.name, key, backend)
+    if spec.source is Source.COMMON:
+        key = layout.key(Location.common(job.model, _relative(spec)))
+        return _registered_or_stored(session, spec.name, key, backend)
+    if spec.source is Source.REQUEST:
+        key = (job.params.get("inputs") or {}).get(spec.name)
+        return None if key is None else _registered_or_stored(session, spec.name, key, backend)
+    raise AssertionError(f"unhandled input source {spec.source!r}")
+
+
+def _relative(spec: InputSpec) -> str:
+    if not spec.relative:
+        raise AssertionError(f"input {spec.name!r} of source {spec.source.value} declares no relative name")
+    return spec.relative
+
+
+def _registered_or_stored(session: Session, name: str, key: str, backend: StorageBackend) -> ResolvedInput | None:
+    asset = session.scalars(select(Asset).where(Asset.key == key)).first()
+    if asset is not None:
+        return ResolvedInput(name, key, asset.checksum)
+    # Files placed in the store by other tools (e.g. checkpoints copied with `aws s3 cp`) have no asset row.
+    info = backend.head(key)
+    if info is None:
+        return None
+    return ResolvedInput(name, key, info.checksum or "")

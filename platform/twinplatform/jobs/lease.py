@@ -1,0 +1,186 @@
+"""Leases on stage runs: claim (attempt number as fencing token), renew by heartbeat, and guarded writes.
+
+Every write made on behalf of an attempt is a compare-and-set on (id, attempt, state='running'): once another
+attempt has taken the stage over, a stale attempt's writes match no row and it learns it lost the lease.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from twinplatform.db.base import utcnow
+from twinplatform.db.models import Job, StageRun
+from twinplatform.domain import ACTIVE_JOB_STATES, JobState, StageState
+from twinplatform.jobs import events
+
+
+@dataclass(frozen=True)
+class Claim:
+    stage_run_id: int
+    attempt: int
+    job_id: str
+    twin_id: str
+    model: str
+    task: str
+    stage: str
+    params: dict[str, Any]
+
+
+def claimable_reason(stage_run: StageRun, job: Job, now: datetime) -> str | None:
+    """None if the stage run can be claimed now, else why not (for logs and the inline driver)."""
+    if JobState(job.state) not in ACTIVE_JOB_STATES:
+        return f"job is {job.state}"
+    state = StageState(stage_run.state)
+    if state is StageState.QUEUED:
+        return None
+    if state is StageState.RETRY_WAIT:
+        if stage_run.next_attempt_at is None or stage_run.next_attempt_at <= now:
+            return None
+        return f"waiting to retry until {stage_run.next_attempt_at.isoformat(timespec='seconds')}"
+    if state is StageState.RUNNING:
+        # A lease that expired, or that was never renewed, belongs to a worker that died: take it over.
+        expires = stage_run.lease_expires_at
+        if expires is None or expires <= now:
+            return None
+        return f"running on {stage_run.worker} (lease until {expires.isoformat(timespec='seconds')})"
+    return f"stage is {state.value}"
+
+
+def claim(sessions: sessionmaker[Session], stage_run_id: int, worker: str, lease_s: float) -> Claim | None:
+    """Take the lease on a stage run; None when it is not claimable or another worker won the race."""
+    with sessions() as session, session.begin():
+        stage_run = session.get(StageRun, stage_run_id)
+        if stage_run is None:
+            return None
+        job = stage_run.job
+        now = utcnow()
+        if claimable_reason(stage_run, job, now) is not None:
+            return None
+        previous_state, previous_attempt, previous_worker = (
+            stage_run.state,
+            stage_run.attempt,
+            stage_run.worker,
+        )
+        result = session.execute(
+            update(StageRun)
+            .where(
+                StageRun.id == stage_run_id,
+                StageRun.attempt == previous_attempt,
+                StageRun.state == previous_state,
+            )
+            .values(
+                state=StageState.RUNNING.value,
+                attempt=previous_attempt + 1,
+                worker=worker,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+                heartbeat_at=None,
+                started_at=stage_run.started_at or now,
+                finished_at=None,
+                progress=0.0,
+                progress_message="",
+                error_kind=None,
+                error_message=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        session.expire(stage_run)
+        takeover = previous_state == StageState.RUNNING.value
+        events.record(
+            session,
+            "stage.state",
+            job=job,
+            stage_run=stage_run,
+            from_state=previous_state,
+            to_state=StageState.RUNNING.value,
+            worker=worker,
+            message=(
+                f"attempt {previous_attempt + 1} took over from {previous_worker} whose lease expired"
+                if takeover
+                else f"attempt {previous_attempt + 1} started"
+            ),
+        )
+        if job.state == JobState.QUEUED.value:
+            job.state = JobState.RUNNING.value
+            job.started_at = now
+            events.record(session, "job.state", job=job, from_state="queued", to_state="running")
+        return Claim(
+            stage_run_id=stage_run_id,
+            attempt=previous_attempt + 1,
+            job_id=job.id,
+            twin_id=job.twin_id,
+            model=job.model,
+            task=job.task,
+            stage=stage_run.stage,
+            params=dict(job.params or {}),
+        )
+
+
+def guarded_update(session: Session, claim: Claim, **values: Any) -> bool:
+    """Update the stage run only if this attempt still holds it; True on success."""
+    result = session.execute(
+        update(StageRun)
+        .where(
+            StageRun.id == claim.stage_run_id,
+            StageRun.attempt == claim.attempt,
+            StageRun.state == StageState.RUNNING.value,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+class Heartbeat(threading.Thread):
+    """Renews the lease every `interval_s` and notices when the lease was lost or the job was cancelled."""
+
+    def __init__(self, sessions: sessionmaker[Session], claim: Claim, *, lease_s: float, interval_s: float) -> None:
+        super().__init__(name=f"heartbeat-{claim.stage_run_id}", daemon=True)
+        self._sessions = sessions
+        self._claim = claim
+        self._lease_s = lease_s
+        self._interval_s = interval_s
+        self._stop_event = threading.Event()
+        self.lease_lost = threading.Event()
+        self.cancel_requested = threading.Event()
+        self.beats = 0
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self._interval_s):
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001
+                # NOTE: a database blip must not kill the heartbeat; if it lasts past the lease, the lease is
+                # lost and the commit's compare-and-set refuses this attempt's outputs.
+                continue
+            if self.lease_lost.is_set():
+                return
+
+    def beat(self) -> None:
+        now = utcnow()
+        with self._sessions() as session, session.begin():
+            held = guarded_update(
+                session,
+                self._claim,
+                heartbeat_at=now,
+                lease_expires_at=now + timedelta(seconds=self._lease_s),
+            )
+            if not held:
+                self.lease_lost.set()
+                return
+            job = session.get(Job, self._claim.job_id)
+            if job is not None and job.state == JobState.CANCELLED.value:
+                self.cancel_requested.set()
+        self.beats += 1
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout=self._interval_s + 5)

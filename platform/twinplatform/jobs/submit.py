@@ -1,0 +1,96 @@
+"""Creating jobs: one Job row plus one StageRun row per pipeline stage, deduplicated while active."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pipelines.base import Pipeline
+from twinplatform.db.models import Job, StageRun, Twin
+from twinplatform.domain import ACTIVE_JOB_STATES, JobState, StageState
+from twinplatform.errors import TwinNotFound
+from twinplatform.jobs import events
+from twinplatform.jobs.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    created: bool  # False when an identical active job already existed and is returned instead
+
+
+def idempotency_key(twin_id: str, model: str, task: str, params: dict[str, Any]) -> str:
+    canonical = json.dumps([twin_id, model, task, params], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit_job(
+    runtime: Runtime,
+    pipeline: Pipeline,
+    twin_id: str,
+    *,
+    params: dict[str, Any] | None = None,
+    priority: int = 0,
+    requested_gpus: int = 0,
+) -> Submitted:
+    """Record a job and its stages (state QUEUED); return the existing job for a duplicate active request."""
+    params = dict(params or {})
+    key = idempotency_key(twin_id, pipeline.model, pipeline.task, params)
+    with runtime.sessions() as session:
+        if session.get(Twin, twin_id) is None:
+            raise TwinNotFound(twin_id)
+        existing = _active_job(session, key)
+        if existing is not None:
+            return Submitted(existing.id, created=False)
+        job = Job(
+            twin_id=twin_id,
+            model=pipeline.model,
+            task=pipeline.task,
+            params=params,
+            state=JobState.QUEUED.value,
+            priority=priority,
+            requested_gpus=requested_gpus,
+            idempotency_key=key,
+        )
+        session.add(job)
+        for position, stage in enumerate(pipeline.stages):
+            job.stage_runs.append(
+                StageRun(
+                    stage=stage.name,
+                    position=position,
+                    state=StageState.QUEUED.value,
+                    max_attempts=runtime.policy.max_attempts,
+                    resources_gpus=max(stage.resources.gpus, requested_gpus if stage.resources.gpus else 0),
+                )
+            )
+        session.flush()
+        events.record(
+            session,
+            "job.state",
+            job=job,
+            to_state=JobState.QUEUED.value,
+            message=f"{pipeline.model}/{pipeline.task} submitted with {len(pipeline.stages)} stages",
+            data={"params": params, "priority": priority, "requested_gpus": requested_gpus},
+        )
+        try:
+            session.commit()
+        except IntegrityError:
+            # NOTE: a concurrent identical submission won the unique partial index; return its job.
+            session.rollback()
+            existing = _active_job(session, key)
+            if existing is None:
+                raise
+            return Submitted(existing.id, created=False)
+        return Submitted(job.id, created=True)
+
+
+def _active_job(session: Session, key: str) -> Job | None:
+    return session.scalars(
+        select(Job).where(Job.idempotency_key == key, Job.state.in_([s.value for s in ACTIVE_JOB_STATES]))
+    ).first()
