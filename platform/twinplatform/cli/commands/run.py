@@ -1,0 +1,106 @@
+"""`platform run --twin-id X --task preprocess|inference`: submit a job and follow it to the end."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from twinplatform.cli import context
+from twinplatform.cli.output import ProgressLine, echo_json, state_text
+
+
+def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in values:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+        try:
+            params[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name] = raw
+    return params
+
+
+@click.command()
+@click.option("--twin-id", required=True, help="The twin to run the task for.")
+@click.option("--task", required=True, type=click.Choice(["preprocess", "inference"]), help="What to run.")
+@click.option("--model", default="th", show_default=True, help="Which model's pipeline.")
+@click.option("--n-gpus", default=0, show_default=True, type=int, help="GPUs the GPU stages need.")
+@click.option("--priority", default=0, show_default=True, type=int, help="Higher runs first.")
+@click.option("--param", "raw_params", multiple=True, metavar="NAME=VALUE", help="A stage parameter (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the final job as JSON (schema in docs/cli.md).")
+def run(
+    twin_id: str,
+    task: str,
+    model: str,
+    n_gpus: int,
+    priority: int,
+    raw_params: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Run TASK for a twin and wait for it to finish, showing progress.
+
+    Stages whose committed outputs already match their inputs, parameters and version are skipped, so running
+    the same task twice does no work the second time. Exit code 0 when the job succeeded, 6 when it failed.
+    """
+    from twinplatform.errors import ConfigError, StageFailed
+    from twinplatform.jobs.inline import run_job_inline
+    from twinplatform.services.jobs import get_job
+    from twinplatform.services.run_task import RunRequest, submit_run
+
+    if not context.in_process():
+        raise ConfigError(
+            "PLATFORM_BROKER_URL is set, but this release runs jobs in-process only; unset it to run here"
+        )
+    runtime = context.runtime()
+    request = RunRequest(
+        twin_id=twin_id,
+        task=task,
+        model=model,
+        params=_parse_params(raw_params),
+        priority=priority,
+        n_gpus=n_gpus,
+    )
+    submitted = submit_run(runtime, request, in_process=True)
+    say = (lambda *a, **k: None) if as_json else click.echo
+    if submitted.created:
+        say(f"job {submitted.job_id} queued: {model}/{task} for twin {twin_id}")
+    else:
+        say(f"an identical job {submitted.job_id} is already active: following it")
+    line = ProgressLine() if not as_json else None
+
+    def on_outcome(stage: str, outcome: Any) -> None:
+        if line is not None:
+            line.clear()
+        say(f"  {stage:<10} {state_text(outcome.state.value)}  {outcome.message}")
+
+    state = run_job_inline(runtime, submitted.job_id, on_progress=line.update if line else None, on_outcome=on_outcome)
+    if line is not None:
+        line.clear()
+    view = get_job(runtime.sessions, submitted.job_id)
+    if as_json:
+        echo_json(view.as_json())
+    else:
+        _summarise(view)
+    if state.value != "succeeded":
+        raise StageFailed(f"job {view.job_id} {state.value}: {view.error}. Details: `platform jobs show {view.job_id}`")
+
+
+def _summarise(view: Any) -> None:
+    worked = [s for s in view.stages if s.state == "succeeded"]
+    click.echo(f"job {view.job_id} {state_text(view.state)}")
+    if view.state == "succeeded" and not worked:
+        click.echo("nothing to do: every stage was already up to date")
+    outputs = [key for stage in view.stages for key in stage.outputs]
+    if outputs:
+        runtime = context.runtime()
+        from twinplatform.services.twins import local_path_resolver
+
+        resolve = local_path_resolver(runtime)
+        click.echo(f"outputs in {runtime.backend.url}:")
+        for key in outputs:
+            local = resolve(key)
+            click.echo(f"  {key}" + (f"\n      {local}" if local else ""))

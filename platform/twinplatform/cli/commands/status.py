@@ -1,0 +1,60 @@
+"""`platform status`: recent jobs, one row per stage, with state, attempt, progress and the last error."""
+
+from __future__ import annotations
+
+import click
+
+from twinplatform.cli import context
+from twinplatform.cli.output import echo_json, short, state_text, table
+
+
+@click.command()
+@click.option("--twin-id", default=None, help="Only this twin's jobs.")
+@click.option("--limit", default=10, show_default=True, help="How many recent jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON (a list of jobs; schema in docs/cli.md).")
+def status(twin_id: str | None, limit: int, as_json: bool) -> None:
+    """What ran, what is running, what failed and why."""
+    from twinplatform.services.jobs import list_jobs
+    from twinplatform.services.twins import checked_twin_id, require_twin
+
+    runtime = context.runtime()
+    if twin_id is not None:
+        with runtime.sessions() as session:
+            require_twin(session, checked_twin_id(twin_id))
+    jobs = list_jobs(runtime.sessions, twin_id=twin_id, limit=limit)
+    if as_json:
+        echo_json([job.as_json() for job in jobs])
+        return
+    if not jobs:
+        click.echo("no jobs yet: `platform run --twin-id TWIN --task preprocess`")
+        return
+    rows = []
+    for job in jobs:
+        rows.append(
+            [
+                job.twin_id,
+                job.job_id[:12],
+                f"{job.model}/{job.task}",
+                "",
+                state_text(job.state),
+                "",
+                f"{job.progress * 100:.0f}%",
+                job.created_at,
+                short(job.error, 60),
+            ]
+        )
+        for stage in job.stages:
+            rows.append(
+                [
+                    "",
+                    "",
+                    "",
+                    stage.stage,
+                    state_text(stage.state),
+                    f"{stage.attempt}/{stage.max_attempts}",
+                    f"{stage.progress * 100:.0f}%",
+                    f"{stage.duration_s or 0:.1f}s" if stage.duration_s else "",
+                    short(stage.error or stage.message, 60),
+                ]
+            )
+    table(["TWIN", "JOB", "TASK", "STAGE", "STATE", "ATTEMPT", "PROGRESS", "STARTED/TOOK", "DETAIL"], rows)

@@ -1,0 +1,1 @@
+"""Use cases, one per module. Each owns its transaction; settings arrive as arguments (a `Runtime`)."""
