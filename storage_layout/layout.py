@@ -168,8 +168,7 @@ class Layout:
         spec = self.spec(location.area)
         if location.field_names != tuple(sorted(spec.field_names)):
             raise FieldMismatch(
-                f"a {location.area.value} location needs the fields {spec.field_names!r}, "
-                f"not {location.field_names!r}"
+                f"a {location.area.value} location needs the fields {spec.field_names!r}, not {location.field_names!r}"
             )
         return spec
 
@@ -180,9 +179,7 @@ class Layout:
             segments = _segments(spec, mirror)
             if len(parts) > len(segments):
                 head, rest = parts[: len(segments)], parts[len(segments) :]
-                values = tuple(
-                    (seg.text, part) for seg, part in zip(segments, head, strict=True) if seg.is_field
-                )
+                values = tuple((seg.text, part) for seg, part in zip(segments, head, strict=True) if seg.is_field)
                 try:
                     return Location(spec.area, values, "/".join(rest))
                 except LayoutError as exc:

@@ -29,9 +29,7 @@ def validate_relative_name(relative: str) -> str:
         raise TypeError(f"relative name must be a str, not {type(relative).__name__}: {relative!r}")
     problem = relative_name_problem(relative)
     if problem is not None:
-        raise InvalidRelativeName(
-            f"relative name {quote_value(relative)} is invalid: {problem}; {RELATIVE_NAME_RULE}"
-        )
+        raise InvalidRelativeName(f"relative name {quote_value(relative)} is invalid: {problem}; {RELATIVE_NAME_RULE}")
     return relative
 
 

@@ -62,7 +62,5 @@ def _checked(value: str, field: str, error_type: type[InvalidField]) -> str:
         raise TypeError(f"{field} must be a str, not {type(value).__name__}: {quote_value(value)}")
     problem = id_problem(value)
     if problem is not None:
-        raise error_type(
-            f"{field} {quote_value(value)} is invalid: {problem}; {ID_RULE}", field=field, value=value
-        )
+        raise error_type(f"{field} {quote_value(value)} is invalid: {problem}; {ID_RULE}", field=field, value=value)
     return value

@@ -45,9 +45,7 @@ def upgrade() -> None:
         sa.Column("created_at", twinplatform.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("started_at", twinplatform.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("finished_at", twinplatform.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["twin_id"], ["twins.id"], name=op.f("fk_jobs_twin_id_twins"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["twin_id"], ["twins.id"], name=op.f("fk_jobs_twin_id_twins"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
@@ -85,20 +83,14 @@ def upgrade() -> None:
         sa.Column("metrics", sa.JSON(), nullable=True),
         sa.Column("started_at", twinplatform.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("finished_at", twinplatform.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["jobs.id"], name=op.f("fk_stage_runs_job_id_jobs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_stage_runs_job_id_jobs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stage_runs")),
         sa.UniqueConstraint("job_id", "stage", name=op.f("uq_stage_runs_job_id_stage")),
     )
     with op.batch_alter_table("stage_runs", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_stage_runs_input_fingerprint"), ["input_fingerprint"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_stage_runs_input_fingerprint"), ["input_fingerprint"], unique=False)
         batch_op.create_index(batch_op.f("ix_stage_runs_job_id"), ["job_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_stage_runs_lease_expires_at"), ["lease_expires_at"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_stage_runs_lease_expires_at"), ["lease_expires_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_stage_runs_state"), ["state"], unique=False)
 
     op.create_table(
@@ -120,9 +112,7 @@ def upgrade() -> None:
             name=op.f("fk_assets_stage_run_id_stage_runs"),
             ondelete="SET NULL",
         ),
-        sa.ForeignKeyConstraint(
-            ["twin_id"], ["twins.id"], name=op.f("fk_assets_twin_id_twins"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["twin_id"], ["twins.id"], name=op.f("fk_assets_twin_id_twins"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assets")),
         sa.UniqueConstraint("key", name=op.f("uq_assets_key")),
     )
@@ -144,9 +134,7 @@ def upgrade() -> None:
         sa.Column("worker", sa.String(length=255), nullable=True),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["jobs.id"], name=op.f("fk_events_job_id_jobs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_events_job_id_jobs"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["stage_run_id"],
             ["stage_runs.id"],

@@ -30,9 +30,7 @@ APP_NAME = "twinplatform"
 
 
 def default_config_file() -> Path:
-    return Path(
-        os.environ.get("PLATFORM_CONFIG_FILE") or platformdirs.user_config_path(APP_NAME) / "config.toml"
-    )
+    return Path(os.environ.get("PLATFORM_CONFIG_FILE") or platformdirs.user_config_path(APP_NAME) / "config.toml")
 
 
 class Settings(BaseSettings):
@@ -43,19 +41,13 @@ class Settings(BaseSettings):
         description="per-user folder holding the embedded defaults (database, store, mirror)",
     )
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite at <data_dir>/platform.db")
-    store_url: str = Field(
-        "", description="file:///abs/dir or s3://bucket[/prefix]; empty means <data_dir>/store"
-    )
+    store_url: str = Field("", description="file:///abs/dir or s3://bucket[/prefix]; empty means <data_dir>/store")
     s3_endpoint_url: str = Field("", description="S3-compatible endpoint (MinIO, Ceph...); empty means AWS")
     s3_region: str = Field("", description="S3 region; empty lets boto3 decide (AWS_DEFAULT_REGION...)")
     s3_access_key_id: str = Field("", description="empty means boto3's usual credential chain")
     s3_secret_access_key: SecretStr = Field(SecretStr(""), description="empty means boto3's credential chain")
-    mirror_dir: Path | None = Field(
-        None, description="worker-local mirror of the store; default <data_dir>/mirror"
-    )
-    broker_url: str = Field(
-        "", description="Celery broker (redis://, amqp://); empty means in-process execution"
-    )
+    mirror_dir: Path | None = Field(None, description="worker-local mirror of the store; default <data_dir>/mirror")
+    broker_url: str = Field("", description="Celery broker (redis://, amqp://); empty means in-process execution")
     lease_s: float = Field(60.0, gt=0, description="a running stage's lease; renewed by heartbeat")
     heartbeat_s: float = Field(10.0, gt=0, description="how often a running stage renews its lease")
     max_attempts: int = Field(3, ge=1, description="attempts per stage for transient failures")
@@ -102,17 +94,14 @@ class Settings(BaseSettings):
     def masked(self) -> dict[str, str]:
         """The effective configuration for display, with every secret replaced by '***'."""
         return {
-            "config_file": f"{default_config_file()}"
-            + ("" if default_config_file().exists() else " (absent)"),
+            "config_file": f"{default_config_file()}" + ("" if default_config_file().exists() else " (absent)"),
             "data_dir": str(self.data_dir),
             "database_url": mask_url(self.effective_database_url),
             "store_url": mask_url(self.effective_store_url),
             "s3_endpoint_url": self.s3_endpoint_url or "(AWS default)",
             "s3_region": self.s3_region or "(boto3 default)",
             "s3_access_key_id": self.s3_access_key_id or "(boto3 credential chain)",
-            "s3_secret_access_key": "***"
-            if self.s3_secret_access_key.get_secret_value()
-            else "(boto3 chain)",
+            "s3_secret_access_key": "***" if self.s3_secret_access_key.get_secret_value() else "(boto3 chain)",
             "mirror_dir": str(self.effective_mirror_dir),
             "broker_url": mask_url(self.broker_url) if self.broker_url else "(none: in-process execution)",
             "lease_s": str(self.lease_s),
@@ -143,6 +132,4 @@ def get_settings() -> Settings:
         problems = "; ".join(
             f"PLATFORM_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
         )
-        raise ConfigError(
-            f"invalid configuration: {problems}. Fix the environment or {default_config_file()}"
-        ) from exc
+        raise ConfigError(f"invalid configuration: {problems}. Fix the environment or {default_config_file()}") from exc

@@ -39,9 +39,7 @@ class StageState(str, enum.Enum):
         return self in FINAL_STAGE_STATES
 
 
-FINAL_STAGE_STATES = frozenset(
-    {StageState.SUCCEEDED, StageState.SKIPPED, StageState.FAILED, StageState.CANCELLED}
-)
+FINAL_STAGE_STATES = frozenset({StageState.SUCCEEDED, StageState.SKIPPED, StageState.FAILED, StageState.CANCELLED})
 DONE_STAGE_STATES = frozenset({StageState.SUCCEEDED, StageState.SKIPPED})
 
 

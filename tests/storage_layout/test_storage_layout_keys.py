@@ -188,9 +188,7 @@ def test_a_full_prefix_is_a_prefix_of_every_key_in_it() -> None:
         (Area.COMMON, {"model": "Th"}, InvalidField, "model 'Th' is invalid"),
     ],
 )
-def test_prefix_rejects_bad_fields(
-    area: Area, fields: dict[str, str], error: type[Exception], message: str
-) -> None:
+def test_prefix_rejects_bad_fields(area: Area, fields: dict[str, str], error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         DEFAULT_LAYOUT.prefix(area, **fields)
     assert issubclass(error, ValueError)

@@ -38,9 +38,7 @@ def test_key_for_mirror_path_is_the_inverse(key: str, mirror_relative: str) -> N
 def test_a_relative_root_works_the_same() -> None:
     root = Path("cache")
     assert DEFAULT_LAYOUT.mirror_path(Location.raw("a", "x.wav"), root) == Path("cache/warping-data/a/x.wav")
-    assert (
-        DEFAULT_LAYOUT.key_for_mirror_path(Path("cache/warping-common/th/a.pth"), root) == "common/th/a.pth"
-    )
+    assert DEFAULT_LAYOUT.key_for_mirror_path(Path("cache/warping-common/th/a.pth"), root) == "common/th/a.pth"
 
 
 @pytest.mark.parametrize(

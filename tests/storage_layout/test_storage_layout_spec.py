@@ -99,9 +99,7 @@ def test_an_area_with_a_new_placeholder_is_one_spec_entry() -> None:
     location = Location.of(Area.COMMON, "train/0001.npz", model="facesync", name="vox2")
     assert layout.key(location) == "datasets/facesync/vox2/train/0001.npz"
     assert layout.parse_key("datasets/facesync/vox2/train/0001.npz") == location
-    assert layout.mirror_path(location, Path("/r")) == Path(
-        "/r/warping-datasets/facesync/vox2/train/0001.npz"
-    )
+    assert layout.mirror_path(location, Path("/r")) == Path("/r/warping-datasets/facesync/vox2/train/0001.npz")
     assert layout.prefix(Area.COMMON, model="facesync") == "datasets/facesync/"
     assert layout.twin_prefixes("alice") == ["raw/alice/", "processed/alice/", "inference/alice/"]
     with pytest.raises(InvalidKey, match="name '..' is invalid"):

@@ -107,9 +107,7 @@ def test_run_id_errors_name_the_run_field_and_are_not_twin_id_errors() -> None:
     assert str(caught.value).startswith("run '.x' is invalid: it starts with '.'")
 
 
-@pytest.mark.parametrize(
-    "value", ["th", "facesync", "bilayer", "lawdnet", "perceptalign", "m2", "a_b", "a" * 32]
-)
+@pytest.mark.parametrize("value", ["th", "facesync", "bilayer", "lawdnet", "perceptalign", "m2", "a_b", "a" * 32])
 def test_valid_model_names(value: str) -> None:
     assert validate_model_name(value) == value
 

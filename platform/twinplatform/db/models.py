@@ -46,9 +46,7 @@ class Twin(Base):
     assets: Mapped[list[Asset]] = relationship(
         back_populates="twin", cascade="all, delete-orphan", passive_deletes=True
     )
-    jobs: Mapped[list[Job]] = relationship(
-        back_populates="twin", cascade="all, delete-orphan", passive_deletes=True
-    )
+    jobs: Mapped[list[Job]] = relationship(back_populates="twin", cascade="all, delete-orphan", passive_deletes=True)
 
 
 class Asset(Base):
@@ -64,9 +62,7 @@ class Asset(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     checksum: Mapped[str] = mapped_column(String(64))  # hex SHA-256
     original_name: Mapped[str] = mapped_column(String(255), default="")
-    stage_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("stage_runs.id", ondelete="SET NULL"), index=True
-    )
+    stage_run_id: Mapped[int | None] = mapped_column(ForeignKey("stage_runs.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -149,9 +145,7 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
-    type: Mapped[str] = mapped_column(
-        String(32)
-    )  # job.state | stage.state | twin.created | asset.ingested ...
+    type: Mapped[str] = mapped_column(String(32))  # job.state | stage.state | twin.created | asset.ingested ...
     twin_id: Mapped[str | None] = mapped_column(String(64), index=True)
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     stage_run_id: Mapped[int | None] = mapped_column(ForeignKey("stage_runs.id", ondelete="CASCADE"))

@@ -26,9 +26,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ConfigError(
-            f"database URL {url!r} is not a valid SQLAlchemy URL: fix PLATFORM_DATABASE_URL"
-        ) from exc
+        raise ConfigError(f"database URL {url!r} is not a valid SQLAlchemy URL: fix PLATFORM_DATABASE_URL") from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             from pathlib import Path
