@@ -48,11 +48,23 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr = Field(SecretStr(""), description="empty means boto3's credential chain")
     mirror_dir: Path | None = Field(None, description="worker-local mirror of the store; default <data_dir>/mirror")
     broker_url: str = Field("", description="Celery broker (redis://, amqp://); empty means in-process execution")
-    lease_s: float = Field(60.0, gt=0, description="a running stage's lease; renewed by heartbeat")
-    heartbeat_s: float = Field(10.0, gt=0, description="how often a running stage renews its lease")
+    lease_s: float = Field(30.0, gt=0, description="a running stage's lease; renewed by heartbeat")
+    heartbeat_s: float = Field(5.0, gt=0, description="how often a running stage renews its lease")
     max_attempts: int = Field(3, ge=1, description="attempts per stage for transient failures")
     retry_backoff_s: float = Field(2.0, ge=0, description="first retry delay; doubles per attempt")
     retry_backoff_max_s: float = Field(300.0, ge=0)
+    max_worker_losses: int = Field(3, ge=1, description="a stage whose worker died this often is failed")
+    max_stage_s: float = Field(6 * 3600.0, gt=0, description="hard time limit of one stage (Celery)")
+    reaper_interval_s: float = Field(5.0, gt=0, description="how often workers' reapers look for lost stages")
+    redispatch_after_s: float = Field(
+        120.0, gt=0, description="re-send a queued stage whose message may have been lost after this long"
+    )
+    db_outage_tolerance_s: float = Field(
+        120.0, ge=0, description="how long a running stage waits out an unreachable database before giving up"
+    )
+    pipeline_plugins: str = Field(
+        "", description="comma-separated 'module:function' hooks that register extra pipelines at start-up"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -107,6 +119,10 @@ class Settings(BaseSettings):
             "lease_s": str(self.lease_s),
             "heartbeat_s": str(self.heartbeat_s),
             "max_attempts": str(self.max_attempts),
+            "max_worker_losses": str(self.max_worker_losses),
+            "max_stage_s": str(self.max_stage_s),
+            "reaper_interval_s": str(self.reaper_interval_s),
+            "pipeline_plugins": self.pipeline_plugins or "(none)",
         }
 
 

@@ -63,6 +63,7 @@ class ErrorKind(str, enum.Enum):
     WEIGHTS_MISSING = "weights_missing"  # a model file is absent from common/: permanent until uploaded
     TRANSIENT = "transient"  # retried with backoff up to a bound
     RETRIES_EXHAUSTED = "retries_exhausted"
+    WORKER_LOST = "worker_lost"  # the worker died mid-stage too often
     INTERNAL = "internal"  # our code raised something unexpected: a bug, not retried
     CANCELLED = "cancelled"
     UPSTREAM = "upstream"  # an earlier stage of the same job failed

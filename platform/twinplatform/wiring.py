@@ -53,10 +53,31 @@ def engine_policy(settings: Settings) -> EnginePolicy:
         max_attempts=settings.max_attempts,
         retry_backoff_s=settings.retry_backoff_s,
         retry_backoff_max_s=settings.retry_backoff_max_s,
+        max_worker_losses=settings.max_worker_losses,
+        redispatch_after_s=settings.redispatch_after_s,
+        db_outage_tolerance_s=settings.db_outage_tolerance_s,
     )
 
 
+def load_pipeline_plugins(settings: Settings) -> None:
+    """Import the configured 'module:function' hooks, each of which registers extra pipelines."""
+    import importlib
+
+    from twinplatform.errors import ConfigError
+
+    for target in filter(None, (item.strip() for item in settings.pipeline_plugins.split(","))):
+        module_name, _, function = target.partition(":")
+        try:
+            hook = getattr(importlib.import_module(module_name), function or "register")
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"pipeline plugin {target!r} cannot be loaded ({exc}): fix PLATFORM_PIPELINE_PLUGINS"
+            ) from exc
+        hook()
+
+
 def build_runtime(settings: Settings) -> Runtime:
+    load_pipeline_plugins(settings)
     engine = database_engine(settings)
     backend = store_backend(settings)
     mirror_root = settings.effective_mirror_dir

@@ -94,6 +94,9 @@ def test_doctor_fails_with_a_fix_when_the_database_is_unreachable(platform_cli: 
 
 
 def test_db_upgrade_and_current(platform_cli: Platform) -> None:
-    assert "revision 0001" in platform_cli("db", "upgrade").output
+    from twinplatform.db.migrate import head_revision
+
+    head = head_revision()
+    assert f"revision {head}" in platform_cli("db", "upgrade").output
     assert "already up to date" in platform_cli("db", "upgrade").output
-    assert "database: 0001  code: 0001" in platform_cli("db", "current").output
+    assert f"database: {head}  code: {head}" in platform_cli("db", "current").output

@@ -155,7 +155,8 @@ def test_duplicate_submission_while_active_returns_the_same_job(runtime: Runtime
 
 def test_cancel_a_queued_job(runtime: Runtime, twin: str) -> None:
     submitted = submit_job(runtime, load_pipeline("kit", "preprocess"), twin)
-    assert cancel_job(runtime.sessions, submitted.job_id) == "cancelled"
+    assert cancel_job(runtime.sessions, submitted.job_id) == []  # in-process: nothing was sent to a broker
+    assert get_job(runtime.sessions, submitted.job_id).state == "cancelled"
     assert run_job_inline(runtime, submitted.job_id) is JobState.CANCELLED
     assert {s.state for s in get_job(runtime.sessions, submitted.job_id).stages} == {"cancelled"}
 

@@ -93,6 +93,7 @@ class Job(Base):
     state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED.value)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     requested_gpus: Mapped[int] = mapped_column(Integer, default=0)
+    executor: Mapped[str] = mapped_column(String(16), default="inline")  # inline | celery
     idempotency_key: Mapped[str] = mapped_column(String(64))
     error_kind: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -121,6 +122,10 @@ class StageRun(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     resources_gpus: Mapped[int] = mapped_column(Integer, default=0)
+    # The attempt whose outputs were committed (fenced, at most one); set before they are promoted from
+    # scratch to their final keys, so a later attempt can finish a promotion a crash interrupted.
+    commit_attempt: Mapped[int | None] = mapped_column(Integer)
+    lost_count: Mapped[int] = mapped_column(Integer, default=0)  # how often its worker died mid-stage
     worker: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -136,6 +141,30 @@ class StageRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     job: Mapped[Job] = relationship(back_populates="stage_runs")
+
+
+class Outbox(Base):
+    """A stage run to hand to the broker, written in the transaction that made it runnable.
+
+    The relay sends rows whose `sent_at` is empty and `not_before` has passed, then stamps them; a crash between
+    commit and send leaves the row for the next relay pass, so no dispatch is ever lost.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "not_before"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stage_run_id: Mapped[int] = mapped_column(ForeignKey("stage_runs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    queue: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(String(32), default="")  # submitted | next | retry | lost | redispatch
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Event(Base):

@@ -6,7 +6,10 @@ attempt has taken the stage over, a stale attempt's writes match no row and it l
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,14 +49,40 @@ def claimable_reason(stage_run: StageRun, job: Job, now: datetime) -> str | None
     if state is StageState.RUNNING:
         # A lease that expired, or that was never renewed, belongs to a worker that died: take it over.
         expires = stage_run.lease_expires_at
-        if expires is None or expires <= now:
+        if expires is None or expires <= now or holder_is_dead(stage_run.worker):
             return None
         return f"running on {stage_run.worker} (lease until {expires.isoformat(timespec='seconds')})"
     return f"stage is {state.value}"
 
 
-def claim(sessions: sessionmaker[Session], stage_run_id: int, worker: str, lease_s: float) -> Claim | None:
-    """Take the lease on a stage run; None when it is not claimable or another worker won the race."""
+def holder_is_dead(worker: str | None) -> bool:
+    """True when the lease holder ("host:pid") is a process on this host that no longer exists.
+
+    NOTE: this lets a killed pool child's stage be taken over at once on the same machine instead of after
+    its lease; holders on other hosts are only ever judged by their lease.
+    """
+    if not worker or ":" not in worker:
+        return False
+    host, _, pid_text = worker.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def claim(
+    sessions: sessionmaker[Session], stage_run_id: int, worker: str, lease_s: float, *, max_worker_losses: int = 3
+) -> Claim | None:
+    """Take the lease on a stage run; None when it is not claimable or another worker won the race.
+
+    Taking over from a dead worker counts a loss; at `max_worker_losses` the stage is failed instead, so a
+    stage that kills its worker (out of memory, a segfault) does not loop forever.
+    """
     with sessions() as session, session.begin():
         stage_run = session.get(StageRun, stage_run_id)
         if stage_run is None:
@@ -67,6 +96,10 @@ def claim(sessions: sessionmaker[Session], stage_run_id: int, worker: str, lease
             stage_run.attempt,
             stage_run.worker,
         )
+        takeover = previous_state == StageState.RUNNING.value
+        if takeover and stage_run.lost_count + 1 >= max_worker_losses:
+            fail_lost_stage(session, stage_run, now, max_worker_losses)
+            return None
         result = session.execute(
             update(StageRun)
             .where(
@@ -86,13 +119,13 @@ def claim(sessions: sessionmaker[Session], stage_run_id: int, worker: str, lease
                 progress_message="",
                 error_kind=None,
                 error_message=None,
+                lost_count=stage_run.lost_count + (1 if takeover else 0),
             )
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return None
         session.expire(stage_run)
-        takeover = previous_state == StageState.RUNNING.value
         events.record(
             session,
             "stage.state",
@@ -123,7 +156,35 @@ def claim(sessions: sessionmaker[Session], stage_run_id: int, worker: str, lease
         )
 
 
-def guarded_update(session: Session, claim: Claim, **values: Any) -> bool:
+def fail_lost_stage(session: Session, stage_run: StageRun, now: datetime, max_worker_losses: int) -> None:
+    """Fail a stage whose worker died `max_worker_losses` times (its lease is already known to be expired)."""
+    from twinplatform.domain import ErrorKind
+    from twinplatform.jobs.progression import advance_job
+
+    previous = stage_run.state
+    message = (
+        f"the worker running this stage died {max_worker_losses} times (last: {stage_run.worker}); "
+        "it is not retried again: check the worker's logs for out-of-memory kills or crashes"
+    )
+    stage_run.lost_count += 1
+    stage_run.state = StageState.FAILED.value
+    stage_run.error_kind = ErrorKind.WORKER_LOST.value
+    stage_run.error_message = message
+    stage_run.finished_at = now
+    stage_run.lease_expires_at = None
+    events.record(
+        session,
+        "stage.state",
+        job=stage_run.job,
+        stage_run=stage_run,
+        from_state=previous,
+        to_state=StageState.FAILED.value,
+        message=message,
+    )
+    advance_job(session, stage_run.job)
+
+
+def guarded_update(session: Session, claim: Claim, *, extra_where: Sequence[Any] = (), **values: Any) -> bool:
     """Update the stage run only if this attempt still holds it; True on success."""
     result = session.execute(
         update(StageRun)
@@ -131,6 +192,7 @@ def guarded_update(session: Session, claim: Claim, **values: Any) -> bool:
             StageRun.id == claim.stage_run_id,
             StageRun.attempt == claim.attempt,
             StageRun.state == StageState.RUNNING.value,
+            *extra_where,
         )
         .values(**values)
         .execution_options(synchronize_session=False)

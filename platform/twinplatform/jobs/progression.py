@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from twinplatform.db.base import utcnow
 from twinplatform.db.models import Job, StageRun
 from twinplatform.domain import DONE_STAGE_STATES, ErrorKind, JobState, StageState
-from twinplatform.jobs import events
+from twinplatform.jobs import events, outbox
 
 
 def advance_job(session: Session, job: Job) -> list[StageRun]:
@@ -37,6 +37,8 @@ def advance_job(session: Session, job: Job) -> list[StageRun]:
         _finish_job(session, job, JobState.SUCCEEDED, None, None)
         return []
     pending = next(run for run in stages if StageState(run.state) not in DONE_STAGE_STATES)
+    if pending.state == StageState.QUEUED.value:
+        outbox.enqueue(session, job, pending, reason="next")
     return [pending]
 
 
@@ -58,6 +60,8 @@ def reset_for_retry(session: Session, job: Job) -> list[str]:
         if run.state in (StageState.FAILED.value, StageState.CANCELLED.value):
             _set_stage(session, job, run, StageState.QUEUED, None, "queued again by `platform jobs retry`")
             run.attempt = 0
+            run.lost_count = 0
+            run.commit_attempt = None
             run.next_attempt_at = None
             run.finished_at = None
             reset.append(run.stage)
@@ -67,6 +71,8 @@ def reset_for_retry(session: Session, job: Job) -> list[str]:
     job.error_message = None
     job.finished_at = None
     events.record(session, "job.state", job=job, from_state=previous, to_state=job.state, message="retried")
+    session.flush()
+    advance_job(session, job)
     return reset
 
 

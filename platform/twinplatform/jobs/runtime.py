@@ -19,12 +19,15 @@ from twinplatform.storage.mirror import MirrorCache
 class EnginePolicy:
     """Leases, heartbeats and retries. Defaults suit GPU stages of minutes; tests shrink them."""
 
-    lease_s: float = 60.0
-    heartbeat_s: float = 10.0
+    lease_s: float = 30.0
+    heartbeat_s: float = 5.0
     max_attempts: int = 3
     retry_backoff_s: float = 2.0
     retry_backoff_max_s: float = 300.0
     progress_write_interval_s: float = 1.0
+    max_worker_losses: int = 3
+    redispatch_after_s: float = 120.0
+    db_outage_tolerance_s: float = 120.0
 
     def backoff_s(self, attempt: int) -> float:
         """Delay before attempt `attempt + 1`: exponential from retry_backoff_s, capped."""

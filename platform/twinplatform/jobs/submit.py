@@ -15,7 +15,7 @@ from pipelines.base import Pipeline
 from twinplatform.db.models import Job, StageRun, Twin
 from twinplatform.domain import ACTIVE_JOB_STATES, JobState, StageState
 from twinplatform.errors import TwinNotFound
-from twinplatform.jobs import events
+from twinplatform.jobs import events, outbox
 from twinplatform.jobs.runtime import Runtime
 
 
@@ -38,8 +38,12 @@ def submit_job(
     params: dict[str, Any] | None = None,
     priority: int = 0,
     requested_gpus: int = 0,
+    executor: str = "inline",
 ) -> Submitted:
-    """Record a job and its stages (state QUEUED); return the existing job for a duplicate active request."""
+    """Record a job and its stages (state QUEUED); return the existing job for a duplicate active request.
+
+    With `executor="celery"` the first stage's dispatch is written to the outbox in the same transaction.
+    """
     params = dict(params or {})
     key = idempotency_key(twin_id, pipeline.model, pipeline.task, params)
     with runtime.sessions() as session:
@@ -56,6 +60,7 @@ def submit_job(
             state=JobState.QUEUED.value,
             priority=priority,
             requested_gpus=requested_gpus,
+            executor=executor,
             idempotency_key=key,
         )
         session.add(job)
@@ -76,8 +81,9 @@ def submit_job(
             job=job,
             to_state=JobState.QUEUED.value,
             message=f"{pipeline.model}/{pipeline.task} submitted with {len(pipeline.stages)} stages",
-            data={"params": params, "priority": priority, "requested_gpus": requested_gpus},
+            data={"params": params, "priority": priority, "requested_gpus": requested_gpus, "executor": executor},
         )
+        outbox.enqueue(session, job, job.stage_runs[0], reason="submitted")
         try:
             session.commit()
         except IntegrityError:

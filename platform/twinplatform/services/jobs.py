@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from twinplatform.db.models import Event, Job, StageRun
+from twinplatform.db.models import Event, Job, Outbox, StageRun
 from twinplatform.domain import JobState
 from twinplatform.errors import InputError, JobNotFound
 from twinplatform.jobs import progression
@@ -157,13 +157,16 @@ def retry_job(sessions: sessionmaker[Session], job_id: str) -> list[str]:
         return progression.reset_for_retry(session, job)
 
 
-def cancel_job(sessions: sessionmaker[Session], job_id: str, reason: str = "cancelled by the user") -> str:
+def cancel_job(sessions: sessionmaker[Session], job_id: str, reason: str = "cancelled by the user") -> list[str]:
+    """Cancel the job; return the broker task ids of its dispatches (for a best-effort revoke)."""
     with sessions() as session, session.begin():
         job = _find(session, job_id)
         if JobState(job.state).is_final:
             raise InputError(f"job {job.id} already ended ({job.state}): nothing to cancel")
         progression.cancel_job(session, job, reason)
-        return job.state
+        return [
+            task_id for task_id in session.scalars(select(Outbox.task_id).where(Outbox.job_id == job.id)) if task_id
+        ]
 
 
 def _find(session: Session, job_id: str) -> Job:

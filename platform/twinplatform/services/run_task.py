@@ -58,4 +58,5 @@ def submit_run(runtime: Runtime, request: RunRequest, *, in_process: bool) -> Su
         params=request.params,
         priority=request.priority,
         requested_gpus=request.n_gpus,
+        executor="inline" if in_process else "celery",
     )

@@ -1,0 +1,164 @@
+"""Committing a stage's outputs exactly once: scratch upload, fenced commit, promotion, completion.
+
+1. Upload every output under the attempt's scratch prefix (`scratch/{job}/{attempt}/{stage}/...`).
+2. Fenced commit: one compare-and-set records the manifest and `commit_attempt` while this attempt still
+   holds the lease and no other attempt has committed. At most one attempt ever gets past this point.
+3. Promote: server-side copy of each scratch object to its final key. Readers only ever see final keys with
+   the committed bytes: a stale attempt never reaches step 3, and a copy is atomic per object.
+4. Complete: mark the stage SUCCEEDED, register the assets, log the event and advance the job, in one
+   transaction; then delete the scratch objects.
+
+A crash between 2 and 4 leaves a committed but unfinished stage; the next attempt (after the reaper finds
+the lease expired) rolls it forward from the manifest instead of running the stage again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipelines.base import Pipeline, Stage, StageResult
+from storage_layout import Location
+from twinplatform.db.base import utcnow
+from twinplatform.db.models import Asset, StageRun
+from twinplatform.domain import StageState
+from twinplatform.errors import LeaseLost
+from twinplatform.jobs import events
+from twinplatform.jobs.dbretry import with_db_retry
+from twinplatform.jobs.lease import Claim, Heartbeat, guarded_update
+from twinplatform.jobs.progression import advance_job
+from twinplatform.jobs.runtime import Runtime
+
+
+def output_location(held: Claim, pipeline: Pipeline, relative: str) -> Location:
+    if pipeline.output_area == "processed":
+        return Location.processed(held.twin_id, held.model, relative)
+    if pipeline.output_area == "inference":
+        return Location.inference(held.twin_id, held.model, str(held.params.get("run") or held.job_id), relative)
+    raise AssertionError(f"pipeline {pipeline.model}/{pipeline.task} has unknown output area {pipeline.output_area}")
+
+
+def scratch_prefix(runtime: Runtime, held: Claim) -> str:
+    return runtime.layout.key(Location.scratch(held.job_id, held.attempt, f"{held.stage}/x"))[: -len("x")]
+
+
+def upload_to_scratch(
+    runtime: Runtime,
+    held: Claim,
+    pipeline: Pipeline,
+    stage: Stage,
+    result: StageResult,
+    output_dir: Path,
+    heartbeat: Heartbeat,
+) -> dict[str, Any]:
+    """Check the declared outputs and upload them under this attempt's scratch prefix; return the manifest."""
+    declared = {spec.relative: spec for spec in stage.outputs}
+    undeclared = [name for name in result.outputs if name not in declared]
+    if undeclared:
+        raise AssertionError(f"stage {stage.name} reported undeclared outputs {undeclared}")
+    missing = [s.relative for s in stage.outputs if not s.optional and not (output_dir / s.relative).is_file()]
+    if missing:
+        raise AssertionError(f"stage {stage.name} did not write its declared outputs {missing}")
+    outputs: dict[str, Any] = {}
+    for relative in result.outputs:
+        if heartbeat.lease_lost.is_set():
+            raise LeaseLost(f"attempt {held.attempt} of stage {stage.name} lost its lease; outputs discarded")
+        scratch_key = runtime.layout.key(Location.scratch(held.job_id, held.attempt, f"{stage.name}/{relative}"))
+        info = runtime.backend.put_file(output_dir / relative, scratch_key, overwrite=True)
+        outputs[relative] = {
+            "key": runtime.layout.key(output_location(held, pipeline, relative)),
+            "scratch_key": scratch_key,
+            "checksum": info.checksum,
+            "size_bytes": info.size_bytes,
+        }
+    return {"outputs": outputs}
+
+
+def fenced_commit(runtime: Runtime, held: Claim, manifest: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """Step 2: record the manifest as this attempt's commit, or raise LeaseLost if another attempt owns it."""
+
+    def transaction() -> bool:
+        with runtime.sessions() as session, session.begin():
+            return guarded_update(
+                session,
+                held,
+                extra_where=[StageRun.commit_attempt.is_(None)],
+                commit_attempt=held.attempt,
+                output_manifest=manifest,
+                input_fingerprint=manifest["fingerprint"],
+                metrics=metrics,
+            )
+
+    if not with_db_retry(transaction, tolerance_s=runtime.policy.db_outage_tolerance_s, what="committing outputs"):
+        raise LeaseLost(f"attempt {held.attempt} of stage {held.stage} lost its lease before commit; discarded")
+
+
+def promote(runtime: Runtime, manifest: dict[str, Any]) -> None:
+    """Step 3: copy each committed scratch object to its final key (idempotent: done copies are skipped)."""
+    for entry in manifest["outputs"].values():
+        current = runtime.backend.head(entry["key"])
+        if current is not None and current.checksum == entry["checksum"]:
+            continue
+        runtime.backend.copy(entry["scratch_key"], entry["key"])
+
+
+def complete(runtime: Runtime, held: Claim, pipeline: Pipeline, manifest: dict[str, Any], message: str) -> bool:
+    """Step 4: mark the stage succeeded with its assets, in one transaction; False if the lease was lost."""
+
+    def transaction() -> bool:
+        with runtime.sessions() as session, session.begin():
+            done = guarded_update(
+                session,
+                held,
+                state=StageState.SUCCEEDED.value,
+                progress=1.0,
+                progress_message=message[:255],
+                finished_at=utcnow(),
+                lease_expires_at=None,
+            )
+            if not done:
+                return False
+            stage_run = session.get_one(StageRun, held.stage_run_id)
+            session.refresh(stage_run)
+            for relative, entry in manifest["outputs"].items():
+                _upsert_asset(session, held, pipeline.output_area, relative, entry)
+            events.record(
+                session,
+                "stage.state",
+                job=stage_run.job,
+                stage_run=stage_run,
+                from_state="running",
+                to_state="succeeded",
+                worker=runtime.worker_id,
+                message=message,
+                data={
+                    "outputs": sorted(manifest["outputs"]),
+                    "committed_by_attempt": stage_run.commit_attempt,
+                    "metrics": stage_run.metrics,
+                },
+            )
+            advance_job(session, stage_run.job)
+            return True
+
+    return with_db_retry(transaction, tolerance_s=runtime.policy.db_outage_tolerance_s, what="completing a stage")
+
+
+def discard_scratch(runtime: Runtime, manifest: dict[str, Any]) -> None:
+    for entry in manifest.get("outputs", {}).values():
+        if "scratch_key" in entry:
+            runtime.backend.delete(entry["scratch_key"])
+
+
+def _upsert_asset(session: Session, held: Claim, area: str, relative: str, entry: dict[str, Any]) -> None:
+    asset = session.scalars(select(Asset).where(Asset.key == entry["key"])).first()
+    if asset is None:
+        asset = Asset(key=entry["key"], twin_id=held.twin_id, area=area, kind=held.stage)
+        session.add(asset)
+    asset.size_bytes = entry["size_bytes"]
+    asset.checksum = entry["checksum"]
+    asset.original_name = relative
+    asset.stage_run_id = held.stage_run_id
+    asset.updated_at = utcnow()
