@@ -27,6 +27,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "twinplatform.cli.commands.doctor:doctor",
         "Check config, database, store, ffmpeg, GPUs, models.",
     ),
+    "worker": ("twinplatform.cli.commands.worker:worker", "Run Celery worker nodes (one per GPU) and a reaper."),
+    "reaper": ("twinplatform.cli.commands.reaper:reaper", "Re-dispatch stages whose worker died."),
     "demo": (
         "twinplatform.cli.commands.demo:demo",
         "Make a demo twin from generated media and preprocess it.",

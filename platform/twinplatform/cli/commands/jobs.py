@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from twinplatform.cli import context
-from twinplatform.cli.output import ProgressLine, echo_json, short, state_text, table
+from twinplatform.cli.output import echo_json, short, state_text, table
 
 
 @click.group()
@@ -78,19 +78,24 @@ def show(job_id: str, with_events: bool, as_json: bool) -> None:
 
 @jobs.command("retry")
 @click.argument("job_id")
-def retry(job_id: str) -> None:
+@click.option("--detach", is_flag=True, help="Return once queued (needs a broker).")
+def retry(job_id: str, detach: bool) -> None:
     """Run a failed or cancelled job again from its failed stage (finished stages are kept)."""
+    from twinplatform.cli.follow import follow_job
     from twinplatform.errors import StageFailed
-    from twinplatform.jobs.inline import run_job_inline
     from twinplatform.services.jobs import get_job, retry_job
 
     runtime = context.runtime()
     view = get_job(runtime.sessions, job_id)
     stages = retry_job(runtime.sessions, view.job_id)
     click.echo(f"job {view.job_id} queued again from {', '.join(stages) or 'its unfinished stages'}")
-    line = ProgressLine()
-    state = run_job_inline(runtime, view.job_id, on_progress=line.update)
-    line.clear()
+    if not context.in_process():
+        from twinplatform.worker.client import send_pending
+
+        send_pending(context.settings(), runtime)
+        if detach:
+            return
+    state = follow_job(view.job_id)
     final = get_job(runtime.sessions, view.job_id)
     click.echo(f"job {final.job_id} {state_text(final.state)}")
     if state.value != "succeeded":
@@ -105,5 +110,9 @@ def cancel(job_id: str) -> None:
 
     runtime = context.runtime()
     view = get_job(runtime.sessions, job_id)
-    cancel_job(runtime.sessions, view.job_id)
+    task_ids = cancel_job(runtime.sessions, view.job_id)
+    if not context.in_process():
+        from twinplatform.worker.client import revoke
+
+        revoke(context.settings(), task_ids)
     click.echo(f"job {view.job_id} cancelled")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from twinplatform.cli import context
-from twinplatform.cli.output import ProgressLine, echo_json, state_text
+from twinplatform.cli.output import echo_json, state_text
 
 
 def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
@@ -29,8 +29,9 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--task", required=True, type=click.Choice(["preprocess", "inference"]), help="What to run.")
 @click.option("--model", default="th", show_default=True, help="Which model's pipeline.")
 @click.option("--n-gpus", default=0, show_default=True, type=int, help="GPUs the GPU stages need.")
-@click.option("--priority", default=0, show_default=True, type=int, help="Higher runs first.")
+@click.option("--priority", default=0, show_default=True, type=click.IntRange(0, 9), help="0-9; higher runs first.")
 @click.option("--param", "raw_params", multiple=True, metavar="NAME=VALUE", help="A stage parameter (repeatable).")
+@click.option("--detach", is_flag=True, help="Return at once with the job id (needs a broker).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final job as JSON (schema in docs/cli.md).")
 def run(
     twin_id: str,
@@ -39,47 +40,45 @@ def run(
     n_gpus: int,
     priority: int,
     raw_params: tuple[str, ...],
+    detach: bool,
     as_json: bool,
 ) -> None:
     """Run TASK for a twin and wait for it to finish, showing progress.
 
-    Stages whose committed outputs already match their inputs, parameters and version are skipped, so running
-    the same task twice does no work the second time. Exit code 0 when the job succeeded, 6 when it failed.
+    In-process (no PLATFORM_BROKER_URL) the job runs here; with a broker it is sent to the workers and
+    followed. Stages whose committed outputs already match their inputs, parameters and version are skipped,
+    so running the same task twice does no work the second time. Exit code 0 when the job succeeded, 6 when
+    it failed or was cancelled.
     """
-    from twinplatform.errors import ConfigError, StageFailed
-    from twinplatform.jobs.inline import run_job_inline
+    from twinplatform.cli.follow import follow_job
+    from twinplatform.errors import InputError, StageFailed
     from twinplatform.services.jobs import get_job
     from twinplatform.services.run_task import RunRequest, submit_run
 
-    if not context.in_process():
-        raise ConfigError(
-            "PLATFORM_BROKER_URL is set, but this release runs jobs in-process only; unset it to run here"
-        )
+    in_process = context.in_process()
+    if detach and in_process:
+        raise InputError("--detach needs a broker (PLATFORM_BROKER_URL): in-process jobs run in this command")
     runtime = context.runtime()
     request = RunRequest(
-        twin_id=twin_id,
-        task=task,
-        model=model,
-        params=_parse_params(raw_params),
-        priority=priority,
-        n_gpus=n_gpus,
+        twin_id=twin_id, task=task, model=model, params=_parse_params(raw_params), priority=priority, n_gpus=n_gpus
     )
-    submitted = submit_run(runtime, request, in_process=True)
+    submitted = submit_run(runtime, request, in_process=in_process)
+    if not in_process:
+        from twinplatform.worker.client import send_pending
+
+        send_pending(context.settings(), runtime)
     say = (lambda *a, **k: None) if as_json else click.echo
     if submitted.created:
         say(f"job {submitted.job_id} queued: {model}/{task} for twin {twin_id}")
     else:
         say(f"an identical job {submitted.job_id} is already active: following it")
-    line = ProgressLine() if not as_json else None
-
-    def on_outcome(stage: str, outcome: Any) -> None:
-        if line is not None:
-            line.clear()
-        say(f"  {stage:<10} {state_text(outcome.state.value)}  {outcome.message}")
-
-    state = run_job_inline(runtime, submitted.job_id, on_progress=line.update if line else None, on_outcome=on_outcome)
-    if line is not None:
-        line.clear()
+    if detach:
+        if as_json:
+            echo_json(get_job(runtime.sessions, submitted.job_id).as_json())
+        else:
+            click.echo(f"follow it with `platform jobs show {submitted.job_id}` or `platform status`")
+        return
+    state = follow_job(submitted.job_id, quiet=as_json)
     view = get_job(runtime.sessions, submitted.job_id)
     if as_json:
         echo_json(view.as_json())
@@ -96,9 +95,9 @@ def _summarise(view: Any) -> None:
         click.echo("nothing to do: every stage was already up to date")
     outputs = [key for stage in view.stages for key in stage.outputs]
     if outputs:
-        runtime = context.runtime()
         from twinplatform.services.twins import local_path_resolver
 
+        runtime = context.runtime()
         resolve = local_path_resolver(runtime)
         click.echo(f"outputs in {runtime.backend.url}:")
         for key in outputs:
