@@ -20,7 +20,7 @@ from twinplatform.storage.mirror import MirrorCache
 from storage_layout import DEFAULT_LAYOUT
 from tests.support.services import postgres_admin_url, unavailable
 
-pytest_plugins = ["tests.support.s3_fixtures", "tests.support.cli_harness"]
+pytest_plugins = ["tests.support.s3_fixtures", "tests.support.cli_harness", "tests.support.cluster_fixtures"]
 
 FAST_POLICY = EnginePolicy(
     lease_s=5.0,

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     db_outage_tolerance_s: float = Field(
         120.0, ge=0, description="how long a running stage waits out an unreachable database before giving up"
     )
+    detect_dead_local_holders: bool = Field(
+        True, description="take a stage over at once when its lease holder is a dead process on this host"
+    )
     pipeline_plugins: str = Field(
         "", description="comma-separated 'module:function' hooks that register extra pipelines at start-up"
     )

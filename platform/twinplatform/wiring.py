@@ -56,6 +56,7 @@ def engine_policy(settings: Settings) -> EnginePolicy:
         max_worker_losses=settings.max_worker_losses,
         redispatch_after_s=settings.redispatch_after_s,
         db_outage_tolerance_s=settings.db_outage_tolerance_s,
+        detect_dead_local_holders=settings.detect_dead_local_holders,
     )
 
 

@@ -62,7 +62,7 @@ class CopyStage:
         out = context.output_path(f"{self.name}/copy.bin")
         shutil.copyfile(context.inputs["audio"], out)
         with out.open("ab") as handle:
-            handle.write(self.name.encode())
+            handle.write(f"{self.name} n={params.get('n')}".encode())  # distinct bytes per stage and request
         context.progress(1.0, "copied")
         return StageResult(outputs=[f"{self.name}/copy.bin"], metrics={"bytes": out.stat().st_size})
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipelines.base import Pipeline, Stage, StageResult
@@ -153,10 +154,25 @@ def discard_scratch(runtime: Runtime, manifest: dict[str, Any]) -> None:
 
 
 def _upsert_asset(session: Session, held: Claim, area: str, relative: str, entry: dict[str, Any]) -> None:
-    asset = session.scalars(select(Asset).where(Asset.key == entry["key"])).first()
-    if asset is None:
-        asset = Asset(key=entry["key"], twin_id=held.twin_id, area=area, kind=held.stage)
-        session.add(asset)
+    """Point the asset row of a final key at this commit. Two jobs of one twin may commit the same key at
+    once; the loser of the insert race updates the winner's row instead (a savepoint keeps the transaction)."""
+    for _ in range(2):
+        asset = session.scalars(select(Asset).where(Asset.key == entry["key"])).first()
+        if asset is None:
+            try:
+                with session.begin_nested():
+                    asset = Asset(key=entry["key"], twin_id=held.twin_id, area=area, kind=held.stage)
+                    _fill(asset, held, relative, entry)
+                    session.add(asset)
+                return
+            except IntegrityError:
+                continue
+        _fill(asset, held, relative, entry)
+        return
+    raise AssertionError(f"asset row for {entry['key']} could neither be inserted nor found")
+
+
+def _fill(asset: Asset, held: Claim, relative: str, entry: dict[str, Any]) -> None:
     asset.size_bytes = entry["size_bytes"]
     asset.checksum = entry["checksum"]
     asset.original_name = relative

@@ -50,6 +50,7 @@ def execute_stage(runtime: Runtime, stage_run_id: int, *, on_progress: ProgressL
             runtime.worker_id,
             runtime.policy.lease_s,
             max_worker_losses=runtime.policy.max_worker_losses,
+            detect_dead_holders=runtime.policy.detect_dead_local_holders,
         ),
         tolerance_s=runtime.policy.db_outage_tolerance_s,
         what="claiming a stage",

@@ -35,7 +35,7 @@ class Claim:
     params: dict[str, Any]
 
 
-def claimable_reason(stage_run: StageRun, job: Job, now: datetime) -> str | None:
+def claimable_reason(stage_run: StageRun, job: Job, now: datetime, *, detect_dead_holders: bool = True) -> str | None:
     """None if the stage run can be claimed now, else why not (for logs and the inline driver)."""
     if JobState(job.state) not in ACTIVE_JOB_STATES:
         return f"job is {job.state}"
@@ -49,7 +49,7 @@ def claimable_reason(stage_run: StageRun, job: Job, now: datetime) -> str | None
     if state is StageState.RUNNING:
         # A lease that expired, or that was never renewed, belongs to a worker that died: take it over.
         expires = stage_run.lease_expires_at
-        if expires is None or expires <= now or holder_is_dead(stage_run.worker):
+        if expires is None or expires <= now or (detect_dead_holders and holder_is_dead(stage_run.worker)):
             return None
         return f"running on {stage_run.worker} (lease until {expires.isoformat(timespec='seconds')})"
     return f"stage is {state.value}"
@@ -66,17 +66,36 @@ def holder_is_dead(worker: str | None) -> bool:
     host, _, pid_text = worker.rpartition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
+    return not _process_alive(int(pid_text))
+
+
+def _process_alive(pid: int) -> bool:
+    """True for a running process; a zombie (killed, not yet reaped by its parent) counts as dead."""
     try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            state = stat.read().rpartition(")")[2].split()[0]
+        return state not in ("Z", "X")
+    except FileNotFoundError:
         return False
-    return False
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def claim(
-    sessions: sessionmaker[Session], stage_run_id: int, worker: str, lease_s: float, *, max_worker_losses: int = 3
+    sessions: sessionmaker[Session],
+    stage_run_id: int,
+    worker: str,
+    lease_s: float,
+    *,
+    max_worker_losses: int = 3,
+    detect_dead_holders: bool = True,
 ) -> Claim | None:
     """Take the lease on a stage run; None when it is not claimable or another worker won the race.
 
@@ -89,7 +108,7 @@ def claim(
             return None
         job = stage_run.job
         now = utcnow()
-        if claimable_reason(stage_run, job, now) is not None:
+        if claimable_reason(stage_run, job, now, detect_dead_holders=detect_dead_holders) is not None:
             return None
         previous_state, previous_attempt, previous_worker = (
             stage_run.state,

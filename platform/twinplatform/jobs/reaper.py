@@ -49,6 +49,8 @@ def reap(runtime: Runtime) -> ReapReport:
         dead_here = session.scalars(
             select(StageRun).where(StageRun.state == StageState.RUNNING.value, StageRun.lease_expires_at > now)
         ).all()
+        if not runtime.policy.detect_dead_local_holders:
+            dead_here = []
         for stage_run in [*expired, *(run for run in dead_here if holder_is_dead(run.worker))]:
             _requeue_lost(session, runtime, stage_run, now, report)
     with runtime.sessions() as session, session.begin():

@@ -28,6 +28,8 @@ class EnginePolicy:
     max_worker_losses: int = 3
     redispatch_after_s: float = 120.0
     db_outage_tolerance_s: float = 120.0
+    #: take over at once when the lease holder is a dead process on this host (else wait for the lease)
+    detect_dead_local_holders: bool = True
 
     def backoff_s(self, attempt: int) -> float:
         """Delay before attempt `attempt + 1`: exponential from retry_backoff_s, capped."""
