@@ -67,6 +67,27 @@ class CopyStage:
         return StageResult(outputs=[f"{self.name}/copy.bin"], metrics={"bytes": out.stat().st_size})
 
 
+@dataclass
+class NoopStage:
+    """Reads nothing, writes nothing: what is left of a stage's cost is the engine's own bookkeeping."""
+
+    name: str = "noop"
+    version: str = "1"
+    inputs: tuple[InputSpec, ...] = ()
+    outputs: tuple[OutputSpec, ...] = ()
+    resources: Resources = Resources()
+
+    def applies(self, available_inputs: set[str]) -> str | None:
+        return None
+
+    def run(self, context: StageContext) -> StageResult:
+        return StageResult(outputs=[])
+
+
+def build_noop_pipeline() -> Pipeline:
+    return Pipeline(model="kit", task="noop", output_area="processed", stages=(NoopStage(),))
+
+
 def build_pipeline() -> Pipeline:
     return Pipeline(
         model="kit",
@@ -78,3 +99,4 @@ def build_pipeline() -> Pipeline:
 
 def register() -> None:
     register_pipeline("kit", "preprocess", "tests.support.kit_pipelines:build_pipeline")
+    register_pipeline("kit", "noop", "tests.support.kit_pipelines:build_noop_pipeline")

@@ -36,7 +36,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # NOTE: no pool_pre_ping: it costs a round trip per checkout. A connection the server dropped fails its
+    # first statement with connection_invalidated, and the job engine's with_db_retry takes a fresh one.
+    kwargs.setdefault("pool_recycle", 1800)
     return create_engine(url, **kwargs)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from pipelines.base import Pipeline, Stage, StageResult
 from storage_layout import Location
@@ -29,7 +29,7 @@ from twinplatform.domain import StageState
 from twinplatform.errors import LeaseLost
 from twinplatform.jobs import events
 from twinplatform.jobs.dbretry import with_db_retry
-from twinplatform.jobs.lease import Claim, Heartbeat, guarded_update
+from twinplatform.jobs.lease import Claim, Heartbeat, guarded_update, mirror_update
 from twinplatform.jobs.progression import advance_job
 from twinplatform.jobs.runtime import Runtime
 
@@ -106,24 +106,44 @@ def promote(runtime: Runtime, manifest: dict[str, Any]) -> None:
         runtime.backend.copy(entry["scratch_key"], entry["key"])
 
 
-def complete(runtime: Runtime, held: Claim, pipeline: Pipeline, manifest: dict[str, Any], message: str) -> bool:
-    """Step 4: mark the stage succeeded with its assets, in one transaction; False if the lease was lost."""
+def complete(
+    runtime: Runtime,
+    held: Claim,
+    pipeline: Pipeline,
+    manifest: dict[str, Any],
+    message: str,
+    *,
+    fence_with_metrics: dict[str, Any] | None = None,
+) -> bool | None:
+    """Step 4: mark the stage succeeded with its assets, in one transaction. Returns None if the lease was
+    lost, else whether a next stage was dispatched.
 
-    def transaction() -> bool:
+    With `fence_with_metrics` steps 2 and 4 happen in this one transaction: right for a stage that has
+    nothing to promote (no outputs), where no reader can see anything between the two.
+    """
+
+    def transaction() -> bool | None:
         with runtime.sessions() as session, session.begin():
-            done = guarded_update(
-                session,
-                held,
+            stage_run = session.get_one(StageRun, held.stage_run_id, options=[joinedload(StageRun.job)])
+            values: dict[str, Any] = dict(
                 state=StageState.SUCCEEDED.value,
                 progress=1.0,
                 progress_message=message[:255],
                 finished_at=utcnow(),
                 lease_expires_at=None,
             )
-            if not done:
-                return False
-            stage_run = session.get_one(StageRun, held.stage_run_id)
-            session.refresh(stage_run)
+            extra_where = []
+            if fence_with_metrics is not None:
+                values.update(
+                    commit_attempt=held.attempt,
+                    output_manifest=manifest,
+                    input_fingerprint=manifest["fingerprint"],
+                    metrics=fence_with_metrics,
+                )
+                extra_where.append(StageRun.commit_attempt.is_(None))
+            if not guarded_update(session, held, extra_where=extra_where, **values):
+                return None
+            mirror_update(stage_run, values)
             for relative, entry in manifest["outputs"].items():
                 _upsert_asset(session, held, pipeline.output_area, relative, entry)
             events.record(
@@ -141,10 +161,15 @@ def complete(runtime: Runtime, held: Claim, pipeline: Pipeline, manifest: dict[s
                     "metrics": stage_run.metrics,
                 },
             )
-            advance_job(session, stage_run.job)
-            return True
+            return dispatched_next(session, stage_run)
 
     return with_db_retry(transaction, tolerance_s=runtime.policy.db_outage_tolerance_s, what="completing a stage")
+
+
+def dispatched_next(session: Session, stage_run: StageRun) -> bool:
+    """Advance the job after a stage ended; True when that queued a next stage for the broker."""
+    runnable = advance_job(session, stage_run.job)
+    return bool(runnable) and stage_run.job.executor == "celery" and runnable[0].state == StageState.QUEUED.value
 
 
 def discard_scratch(runtime: Runtime, manifest: dict[str, Any]) -> None:

@@ -14,8 +14,9 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
-from pipelines.base import StageContext
+from pipelines.base import Pipeline, Stage, StageContext
 from pipelines.registry import load_pipeline
 from twinplatform.db.base import utcnow
 from twinplatform.db.models import Job, StageRun
@@ -26,7 +27,7 @@ from twinplatform.jobs.dbretry import with_db_retry
 from twinplatform.jobs.failures import Failure, classify
 from twinplatform.jobs.fingerprint import input_fingerprint
 from twinplatform.jobs.inputs import ResolvedInput, resolve_inputs
-from twinplatform.jobs.lease import Claim, Heartbeat, claim, guarded_update
+from twinplatform.jobs.lease import Claim, Heartbeat, claim, guarded_update, mirror_update
 from twinplatform.jobs.progression import advance_job
 from twinplatform.jobs.runtime import Runtime
 
@@ -39,10 +40,27 @@ class StageOutcome:
     stage_run_id: int
     state: StageState | None  # None when the stage could not be claimed or this attempt lost its lease
     message: str
+    dispatched_next: bool = False  # a next stage was written to the outbox (a worker relays it at once)
 
 
-def execute_stage(runtime: Runtime, stage_run_id: int, *, on_progress: ProgressListener | None = None) -> StageOutcome:
-    """Run one stage run to a recorded outcome. Never raises for stage failures: they are recorded."""
+@dataclass
+class _Prepared:
+    """What one read of the database tells before running: roll forward, skip, or run with these inputs."""
+
+    committed_earlier: dict[str, Any] | None = None
+    resolved: dict[str, ResolvedInput] | None = None
+    skip_reason: str | None = None
+    fingerprint: str = ""
+    candidates: list[dict[str, Any]] | None = None
+
+
+def execute_stage(
+    runtime: Runtime, stage_run_id: int, *, on_progress: ProgressListener | None = None, max_gpus: int | None = None
+) -> StageOutcome:
+    """Run one stage run to a recorded outcome. Never raises for stage failures: they are recorded.
+
+    `max_gpus`: the GPUs this worker holds; a stage needing more is not claimed (left for another worker).
+    """
     held = with_db_retry(
         lambda: claim(
             runtime.sessions,
@@ -51,6 +69,7 @@ def execute_stage(runtime: Runtime, stage_run_id: int, *, on_progress: ProgressL
             runtime.policy.lease_s,
             max_worker_losses=runtime.policy.max_worker_losses,
             detect_dead_holders=runtime.policy.detect_dead_local_holders,
+            max_gpus=max_gpus,
         ),
         tolerance_s=runtime.policy.db_outage_tolerance_s,
         what="claiming a stage",
@@ -64,24 +83,25 @@ def execute_stage(runtime: Runtime, stage_run_id: int, *, on_progress: ProgressL
         heartbeat.start()
         pipeline = load_pipeline(held.model, held.task)
         stage = pipeline.stage(held.stage)
-        committed = _db(runtime, "reading the stage", lambda: _committed_by_earlier_attempt(runtime, held))
-        if committed is not None:
+        prepared: _Prepared = _db(runtime, "reading the stage", lambda: _prepare(runtime, held, pipeline, stage))
+        if prepared.committed_earlier is not None:
             # A previous attempt committed and then died before finishing: roll its promotion forward.
+            committed = prepared.committed_earlier
             commit.promote(runtime, committed)
             message = f"outputs committed by attempt {committed['attempt']} promoted after its worker was lost"
-            if not commit.complete(runtime, held, pipeline, committed, message):
+            dispatched = commit.complete(runtime, held, pipeline, committed, message)
+            if dispatched is None:
                 return StageOutcome(stage_run_id, None, "lease lost")
             commit.discard_scratch(runtime, committed)
-            return StageOutcome(stage_run_id, StageState.SUCCEEDED, message)
-        resolved = _db(runtime, "resolving inputs", lambda: _resolve(runtime, held, pipeline, stage))
-        reason = stage.applies(set(resolved))
-        if reason is not None:
-            return _finish(runtime, held, StageState.SKIPPED, reason)
+            return StageOutcome(stage_run_id, StageState.SUCCEEDED, message, dispatched)
+        if prepared.skip_reason is not None:
+            return _finish(runtime, held, StageState.SKIPPED, prepared.skip_reason)
+        resolved, fingerprint = prepared.resolved or {}, prepared.fingerprint
         stage_params = _stage_params(held.params)
-        fingerprint = input_fingerprint(
-            stage.name, stage.version, stage_params, {name: item.checksum for name, item in resolved.items()}
+        prior = next(
+            (m for m in prepared.candidates or [] if all(_intact(runtime, e) for e in m.get("outputs", {}).values())),
+            None,
         )
-        prior = _db(runtime, "looking for committed outputs", lambda: _committed_manifest(runtime, held, fingerprint))
         if prior is not None:
             return _finish(
                 runtime,
@@ -116,13 +136,18 @@ def execute_stage(runtime: Runtime, stage_run_id: int, *, on_progress: ProgressL
             params=stage_params,
             inputs={name: {"key": item.key, "checksum": item.checksum} for name, item in resolved.items()},
         )
-        commit.fenced_commit(runtime, held, manifest, dict(result.metrics, elapsed_s=round(elapsed_s, 3)))
-        commit.promote(runtime, manifest)
+        metrics = dict(result.metrics, elapsed_s=round(elapsed_s, 3))
         message = result.message or "done"
-        if not commit.complete(runtime, held, pipeline, manifest, message):
+        if manifest["outputs"]:
+            commit.fenced_commit(runtime, held, manifest, metrics)
+            commit.promote(runtime, manifest)
+            dispatched = commit.complete(runtime, held, pipeline, manifest, message)
+        else:
+            dispatched = commit.complete(runtime, held, pipeline, manifest, message, fence_with_metrics=metrics)
+        if dispatched is None:
             return StageOutcome(stage_run_id, None, "lease lost after commit; the next attempt finishes it")
         commit.discard_scratch(runtime, manifest)
-        return StageOutcome(stage_run_id, StageState.SUCCEEDED, message)
+        return StageOutcome(stage_run_id, StageState.SUCCEEDED, message, dispatched)
     except LeaseLost as exc:
         commit.discard_scratch(runtime, manifest)
         return StageOutcome(stage_run_id, None, str(exc))
@@ -142,38 +167,29 @@ def _db(runtime: Runtime, what: str, fn: Callable[[], Any]) -> Any:
     return with_db_retry(fn, tolerance_s=runtime.policy.db_outage_tolerance_s, what=what)
 
 
-def _resolve(runtime: Runtime, held: Claim, pipeline: Any, stage: Any) -> dict[str, ResolvedInput]:
+def _prepare(runtime: Runtime, held: Claim, pipeline: Pipeline, stage: Stage) -> _Prepared:
+    """One read: an earlier attempt's unfinished commit, else the inputs, the skip reason, the fingerprint and
+    the committed manifests that share it (their objects are checked in the store afterwards)."""
     with runtime.sessions() as session:
-        job = session.get_one(Job, held.job_id)
-        return resolve_inputs(
-            session, job, stage, output_area=pipeline.output_area, layout=runtime.layout, backend=runtime.backend
+        stage_run = session.get_one(StageRun, held.stage_run_id, options=[joinedload(StageRun.job)])
+        if stage_run.commit_attempt is not None and stage_run.commit_attempt != held.attempt:
+            return _Prepared(committed_earlier=dict(stage_run.output_manifest or {}))
+        resolved = resolve_inputs(
+            session,
+            stage_run.job,
+            stage,
+            output_area=pipeline.output_area,
+            layout=runtime.layout,
+            backend=runtime.backend,
         )
-
-
-def _committed_by_earlier_attempt(runtime: Runtime, held: Claim) -> dict[str, Any] | None:
-    with runtime.sessions() as session:
-        stage_run = session.get_one(StageRun, held.stage_run_id)
-        if stage_run.commit_attempt is None or stage_run.commit_attempt == held.attempt:
-            return None
-        return dict(stage_run.output_manifest or {})
-
-
-def _is_committed_by(runtime: Runtime, held: Claim) -> bool:
-    with runtime.sessions() as session:
-        return session.get_one(StageRun, held.stage_run_id).commit_attempt == held.attempt
-
-
-def _stage_params(job_params: dict[str, Any]) -> dict[str, Any]:
-    """Parameters a stage sees: the job's params without the platform's own bookkeeping keys."""
-    return {key: value for key, value in job_params.items() if key not in {"inputs", "run"}}
-
-
-def _committed_manifest(runtime: Runtime, held: Claim, fingerprint: str) -> dict[str, Any] | None:
-    """The newest committed manifest of this twin/model/stage with the same fingerprint whose outputs are all
-    still in the store with their recorded checksums."""
-    with runtime.sessions() as session:
+        reason = stage.applies(set(resolved))
+        if reason is not None:
+            return _Prepared(skip_reason=reason)
+        fingerprint = input_fingerprint(
+            stage.name, stage.version, _stage_params(held.params), {n: item.checksum for n, item in resolved.items()}
+        )
         candidates = session.scalars(
-            select(StageRun)
+            select(StageRun.output_manifest)
             .join(Job)
             .where(
                 Job.twin_id == held.twin_id,
@@ -185,11 +201,17 @@ def _committed_manifest(runtime: Runtime, held: Claim, fingerprint: str) -> dict
             .order_by(StageRun.finished_at.desc())
             .limit(3)
         ).all()
-        manifests = [run.output_manifest for run in candidates if run.output_manifest]
-    for manifest in manifests:
-        if all(_intact(runtime, entry) for entry in manifest.get("outputs", {}).values()):
-            return manifest
-    return None
+    return _Prepared(resolved=resolved, fingerprint=fingerprint, candidates=[m for m in candidates if m])
+
+
+def _is_committed_by(runtime: Runtime, held: Claim) -> bool:
+    with runtime.sessions() as session:
+        return session.get_one(StageRun, held.stage_run_id).commit_attempt == held.attempt
+
+
+def _stage_params(job_params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters a stage sees: the job's params without the platform's own bookkeeping keys."""
+    return {key: value for key, value in job_params.items() if key not in {"inputs", "run"}}
 
 
 def _intact(runtime: Runtime, entry: dict[str, Any]) -> bool:
@@ -214,12 +236,12 @@ def _finish(
     if manifest is not None:
         values["output_manifest"] = manifest
 
-    def transaction() -> bool:
+    def transaction() -> bool | None:
         with runtime.sessions() as session, session.begin():
+            stage_run = session.get_one(StageRun, held.stage_run_id, options=[joinedload(StageRun.job)])
             if not guarded_update(session, held, **values):
-                return False
-            stage_run = session.get_one(StageRun, held.stage_run_id)
-            session.refresh(stage_run)
+                return None
+            mirror_update(stage_run, values)
             events.record(
                 session,
                 "stage.state",
@@ -230,12 +252,12 @@ def _finish(
                 worker=runtime.worker_id,
                 message=message,
             )
-            advance_job(session, stage_run.job)
-            return True
+            return commit.dispatched_next(session, stage_run)
 
-    if not _db(runtime, "recording a stage's end", transaction):
+    dispatched = _db(runtime, "recording a stage's end", transaction)
+    if dispatched is None:
         return StageOutcome(held.stage_run_id, None, "lease lost")
-    return StageOutcome(held.stage_run_id, state, message)
+    return StageOutcome(held.stage_run_id, state, message, dispatched)
 
 
 def _fail(runtime: Runtime, held: Claim, failure: Failure) -> StageOutcome:

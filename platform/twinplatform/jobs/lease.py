@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from twinplatform.db.base import utcnow
 from twinplatform.db.models import Job, StageRun
@@ -96,15 +97,17 @@ def claim(
     *,
     max_worker_losses: int = 3,
     detect_dead_holders: bool = True,
+    max_gpus: int | None = None,
 ) -> Claim | None:
     """Take the lease on a stage run; None when it is not claimable or another worker won the race.
 
     Taking over from a dead worker counts a loss; at `max_worker_losses` the stage is failed instead, so a
-    stage that kills its worker (out of memory, a segfault) does not loop forever.
+    stage that kills its worker (out of memory, a segfault) does not loop forever. With `max_gpus`, a stage
+    needing more GPUs than this worker holds is left for another worker.
     """
     with sessions() as session, session.begin():
-        stage_run = session.get(StageRun, stage_run_id)
-        if stage_run is None:
+        stage_run = session.get(StageRun, stage_run_id, options=[joinedload(StageRun.job)])
+        if stage_run is None or (max_gpus is not None and stage_run.resources_gpus > max_gpus):
             return None
         job = stage_run.job
         now = utcnow()
@@ -119,6 +122,20 @@ def claim(
         if takeover and stage_run.lost_count + 1 >= max_worker_losses:
             fail_lost_stage(session, stage_run, now, max_worker_losses)
             return None
+        values: dict[str, Any] = dict(
+            state=StageState.RUNNING.value,
+            attempt=previous_attempt + 1,
+            worker=worker,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            heartbeat_at=None,
+            started_at=stage_run.started_at or now,
+            finished_at=None,
+            progress=0.0,
+            progress_message="",
+            error_kind=None,
+            error_message=None,
+            lost_count=stage_run.lost_count + (1 if takeover else 0),
+        )
         result = session.execute(
             update(StageRun)
             .where(
@@ -126,25 +143,12 @@ def claim(
                 StageRun.attempt == previous_attempt,
                 StageRun.state == previous_state,
             )
-            .values(
-                state=StageState.RUNNING.value,
-                attempt=previous_attempt + 1,
-                worker=worker,
-                lease_expires_at=now + timedelta(seconds=lease_s),
-                heartbeat_at=None,
-                started_at=stage_run.started_at or now,
-                finished_at=None,
-                progress=0.0,
-                progress_message="",
-                error_kind=None,
-                error_message=None,
-                lost_count=stage_run.lost_count + (1 if takeover else 0),
-            )
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return None
-        session.expire(stage_run)
+        mirror_update(stage_run, values)
         events.record(
             session,
             "stage.state",
@@ -201,6 +205,12 @@ def fail_lost_stage(session: Session, stage_run: StageRun, now: datetime, max_wo
         message=message,
     )
     advance_job(session, stage_run.job)
+
+
+def mirror_update(stage_run: StageRun, values: dict[str, Any]) -> None:
+    """Give the loaded row the values a compare-and-set just wrote, without another round trip or a flush."""
+    for name, value in values.items():
+        set_committed_value(stage_run, name, value)
 
 
 def guarded_update(session: Session, claim: Claim, *, extra_where: Sequence[Any] = (), **values: Any) -> bool:

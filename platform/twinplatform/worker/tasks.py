@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 from celery import Celery
@@ -15,7 +14,6 @@ from twinplatform.jobs.runtime import Runtime, default_worker_id
 from twinplatform.worker.app import TASK_EXECUTE_STAGE
 from twinplatform.worker.sender import CelerySender
 
-log = logging.getLogger(__name__)
 _runtime: Runtime | None = None
 
 
@@ -47,21 +45,9 @@ def register_tasks(app: Celery) -> None:
     @app.task(name=TASK_EXECUTE_STAGE, ignore_result=True)
     def execute_stage_task(stage_run_id: int) -> str:
         runtime = process_runtime()
-        needed = _gpus_needed(runtime, stage_run_id)
-        if needed > node_gpu_count():
-            # NOTE: routing sends gpu-N stages only to nodes holding N GPUs; this guards a misrouted message.
-            log.error(
-                "stage run %s needs %s GPUs; this node has %s: not claimed", stage_run_id, needed, node_gpu_count()
-            )
-            return "refused: not enough GPUs"
-        outcome = execute_stage(runtime, stage_run_id)
-        relay(runtime.sessions, sender)
+        # NOTE: routing sends gpu-N stages only to nodes holding N GPUs; max_gpus guards a misrouted message
+        # (the claim leaves such a stage alone, and the reaper's re-dispatch routes it again).
+        outcome = execute_stage(runtime, stage_run_id, max_gpus=node_gpu_count())
+        if outcome.dispatched_next:
+            relay(runtime.sessions, sender)
         return outcome.state.value if outcome.state else outcome.message
-
-
-def _gpus_needed(runtime: Runtime, stage_run_id: int) -> int:
-    from twinplatform.db.models import StageRun
-
-    with runtime.sessions() as session:
-        stage_run = session.get(StageRun, stage_run_id)
-        return stage_run.resources_gpus if stage_run is not None else 0
