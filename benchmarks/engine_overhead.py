@@ -30,9 +30,10 @@ from sqlalchemy import create_engine, select, text
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from twinplatform.db.models import Job  # noqa: E402
+
 from tests.support.cluster import Cluster  # noqa: E402
 from tests.support.cluster_fixtures import make_cluster  # noqa: E402
-from twinplatform.db.models import Job  # noqa: E402
 
 BROKER = "redis://127.0.0.1:6379/12"
 ADMIN_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -42,9 +43,26 @@ def bare_celery(jobs: int, samples: int, work_dir: Path) -> tuple[float, float]:
     env = dict(os.environ, BENCH_BROKER_URL=BROKER, PYTHONPATH=str(REPO_ROOT))
     log = (work_dir / "bare-worker.log").open("wb")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "benchmarks.bare_celery_app", "worker", "--concurrency", "2",
-         "--pool", "prefork", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "benchmarks.bare_celery_app",
+            "worker",
+            "--concurrency",
+            "2",
+            "--pool",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO_ROOT,
     )
     os.environ["BENCH_BROKER_URL"] = BROKER
     from benchmarks.bare_celery_app import noop
@@ -94,15 +112,18 @@ _SENDER = []
 
 
 def _submit(cluster: Cluster, count: int, tag: str) -> list[str]:
-    from pipelines.registry import load_pipeline
     from twinplatform.jobs.outbox import relay
     from twinplatform.jobs.submit import submit_job
+
+    from pipelines.registry import load_pipeline
 
     if not _SENDER:
         _SENDER.append(cluster.sender())  # one Celery app and broker connection, as a long-lived client has
     pipeline = load_pipeline("kit", "noop")
-    ids = [submit_job(cluster.runtime, pipeline, "bench", params={"tag": tag, "n": i}, executor="celery").job_id
-           for i in range(count)]
+    ids = [
+        submit_job(cluster.runtime, pipeline, "bench", params={"tag": tag, "n": i}, executor="celery").job_id
+        for i in range(count)
+    ]
     relay(cluster.runtime.sessions, _SENDER[0], limit=count + 10)
     return ids
 
@@ -145,12 +166,18 @@ def main() -> None:
         admin.dispose()
     print("| measure | bare Celery task | platform stage (no-op) | ratio |")
     print("|---|---|---|---|")
-    print(f"| end-to-end latency, one at a time (median) | {bare_latency * 1000:.1f} ms | "
-          f"{engine_latency * 1000:.1f} ms | {engine_latency / bare_latency:.1f}x |")
-    print(f"| throughput, {args.jobs} at once, 2 worker processes | {bare_rate:.0f}/s | {engine_rate:.0f}/s | "
-          f"{bare_rate / engine_rate:.1f}x |")
-    print(f"engine overhead per stage: {(engine_latency - bare_latency) * 1000:.1f} ms over the bare round trip; "
-          f"submission {submit_s * 1000:.1f} ms per job (client side, one transaction each)")
+    print(
+        f"| end-to-end latency, one at a time (median) | {bare_latency * 1000:.1f} ms | "
+        f"{engine_latency * 1000:.1f} ms | {engine_latency / bare_latency:.1f}x |"
+    )
+    print(
+        f"| throughput, {args.jobs} at once, 2 worker processes | {bare_rate:.0f}/s | {engine_rate:.0f}/s | "
+        f"{bare_rate / engine_rate:.1f}x |"
+    )
+    print(
+        f"engine overhead per stage: {(engine_latency - bare_latency) * 1000:.1f} ms over the bare round trip; "
+        f"submission {submit_s * 1000:.1f} ms per job (client side, one transaction each)"
+    )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     max_stage_s: float = Field(6 * 3600.0, gt=0, description="hard time limit of one stage (Celery)")
     reaper_interval_s: float = Field(5.0, gt=0, description="how often workers' reapers look for lost stages")
     redispatch_after_s: float = Field(
-        120.0, gt=0, description="re-send a queued stage whose message may have been lost after this long"
+        60.0, gt=0, description="re-send a queued stage whose message may have been lost after this long (doubling)"
     )
     db_outage_tolerance_s: float = Field(
         120.0, ge=0, description="how long a running stage waits out an unreachable database before giving up"

@@ -9,20 +9,10 @@ from __future__ import annotations
 import pytest
 
 from tests.support import faults
-from tests.support.cluster import Cluster, worker_log_tail
+from tests.support.cluster import Cluster
+from tests.support.faults_checks import check
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.faults, pytest.mark.timeout(300)]
-
-
-def check(result: faults.ScenarioResult, cluster: Cluster, *, max_recovery_s: float | None = None) -> None:
-    detail = f"{result.row()}\n{result.states}\n{worker_log_tail(cluster)}"
-    assert result.jobs >= 5
-    assert result.completed == result.jobs, detail
-    assert result.duplicate_commits == 0, detail
-    assert result.partial_objects == 0, detail
-    if max_recovery_s is not None:
-        assert result.recovery_s, detail
-        assert result.worst_recovery_s is not None and result.worst_recovery_s < max_recovery_s, detail
 
 
 def test_kill_9_of_a_pool_child(cluster: Cluster) -> None:

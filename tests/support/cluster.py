@@ -39,6 +39,8 @@ class Cluster:
     work_dir: Path
     settings: dict[str, str]
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: settings that differ for this test process (e.g. a direct database URL while workers go through a proxy)
+    client_overrides: dict[str, str] = field(default_factory=dict)
     _runtime: Runtime | None = None
 
     # -- setup -----------------------------------------------------------------------------------------
@@ -54,7 +56,7 @@ class Cluster:
     def runtime(self) -> Runtime:
         if self._runtime is None:
             kit_pipelines.register()
-            self._runtime = build_runtime(Settings(**self.settings))  # type: ignore[arg-type]
+            self._runtime = build_runtime(Settings(**{**self.settings, **self.client_overrides}))  # type: ignore[arg-type]
             self._runtime.worker_id = f"test-client:{os.getpid()}"
         return self._runtime
 

@@ -17,6 +17,8 @@ from tests.support.services import port_open, unavailable
 #: a Redis database index of its own, so tests never see the queues of anything else on the machine's Redis
 TEST_REDIS_URL = os.environ.get("PLATFORM_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
+TEST_RABBITMQ_URL = os.environ.get("PLATFORM_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
 #: short leases so faults recover within seconds in tests (the fault table uses the production defaults)
 FAST_SETTINGS = {
     "lease_s": "6",
@@ -39,6 +41,24 @@ def machine_redis_url() -> str:
     return TEST_REDIS_URL
 
 
+def machine_rabbitmq_url() -> str:
+    """The machine's RabbitMQ, with the platform's queues emptied (they are declared by the first worker)."""
+    from kombu import Connection
+
+    try:
+        with Connection(TEST_RABBITMQ_URL, connect_timeout=5) as connection:
+            connection.ensure_connection(max_retries=1)
+            channel = connection.channel()
+            for queue in ("cpu", "gpu-1"):
+                try:
+                    channel.queue_purge(queue)
+                except Exception:  # noqa: BLE001  (a queue that was never declared has nothing to purge)
+                    channel = connection.channel()
+    except OSError as exc:
+        unavailable("RabbitMQ", f"{TEST_RABBITMQ_URL}: {exc}")
+    return TEST_RABBITMQ_URL
+
+
 def make_cluster(tmp_path: Path, database_url: str, broker_url: str, **overrides: str) -> Cluster:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
@@ -54,6 +74,14 @@ def make_cluster(tmp_path: Path, database_url: str, broker_url: str, **overrides
         **overrides,
     }
     return Cluster(tmp_path, settings)
+
+
+@pytest.fixture
+def rabbitmq_cluster(tmp_path: Path, fresh_postgres_url: str) -> Iterator[Cluster]:
+    """A cluster on the machine's PostgreSQL and RabbitMQ."""
+    deployment = make_cluster(tmp_path, fresh_postgres_url, machine_rabbitmq_url())
+    yield deployment
+    deployment.close()
 
 
 @pytest.fixture

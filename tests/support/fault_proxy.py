@@ -15,7 +15,9 @@ Modes (`set_mode`; a connection keeps the mode it was accepted in):
   only a strict prefix of the response (where: `ResetPoint`) and RSTs, so the client always notices;
   `delay_s` delays the final response head. No fault can make a write look complete when it was not: a
   request either never reaches the upstream, or its response is cut short (the client retries an idempotent
-  PUT/GET), which is exactly what S3 clients must survive.
+  PUT/GET), which is exactly what S3 clients must survive. Pipelined requests are not supported (urllib3 does
+  not pipeline); an upstream closing an idle keep-alive connection is noticed at the next request, which then
+  gets no response (clients retry that like any stale pooled connection).
 * `Mode.BLACKHOLE` - accept and swallow bytes, never answer (a hung peer: exercises client timeouts).
 
 Outages: `refuse()` closes the listening socket and RSTs every open connection (clients get
@@ -35,10 +37,10 @@ import random
 import socket
 import struct
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 _CHUNK = 64 * 1024
@@ -68,7 +70,8 @@ class ResetPoint(enum.Enum):
     """Where an HTTP-mode reset cuts the response (always a strict prefix of it)."""
 
     HEAD = "head"  # inside the status line/headers: botocore retries the call itself
-    BODY = "body"  # full head, part of the body: the call returns and reading the body fails (truncated download)
+    BODY = "body"  # full head, part of the body: the call returns, reading the body fails (truncated download);
+    #                a response without a body (Content-Length 0, HEAD, 204) is cut inside its head instead
     ANY = "any"  # anywhere in head+body
 
 
@@ -79,7 +82,7 @@ class ProxyStats:
     resets: int = 0  # injected resets (not drop_connections/refuse)
     http_errors: int = 0
     delays: int = 0
-    dropped: int = 0  # connections reset by drop_connections()/refuse()/stop()
+    dropped: int = 0  # connections reset by drop_connections()/refuse() (or closed by stop())
     upstream_failures: int = 0  # upstream connect refused: the client is reset, like a dead server
     connection_errors: int = 0  # peers that reset/vanished/sent garbage
     bytes_up: int = 0
@@ -92,6 +95,7 @@ class _Plan:
     reset: bool = False
     delay: float = 0.0
     cut: float = 0.0  # fraction of the response prefix a reset forwards, in [0, 1)
+    reset_point: ResetPoint = ResetPoint.ANY
 
 
 class _Reset(Exception):
@@ -141,19 +145,26 @@ class FaultProxy:
         self._server: asyncio.AbstractServer | None = None
         self._reopen: asyncio.TimerHandle | None = None
         self._conns: dict[asyncio.Task[None], list[asyncio.StreamWriter]] = {}
+        self._dropping: set[asyncio.Task[None]] = set()
 
     # ---- control API (test thread) ----------------------------------------------------------------------
     def start(self) -> FaultProxy:
+        if self._loop is not None:
+            raise RuntimeError("FaultProxy is already started")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
         self._thread.start()
-        self._call(self._open)
+        try:
+            self._call(self._open)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
             return
-        self._call(self._close_all)
+        self._call(lambda: self._refuse(graceful=True))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(_CONTROL_TIMEOUT_S)
         self._loop, self._thread = None, None
@@ -198,7 +209,7 @@ class FaultProxy:
         async def refuse_then_schedule() -> None:
             await self._refuse()
             assert self._loop is not None
-            self._reopen = self._loop.call_later(seconds, lambda: self._spawn(self._open()))
+            self._reopen = self._loop.call_later(seconds, self._reopen_now)
 
         self._call(refuse_then_schedule)
 
@@ -223,10 +234,10 @@ class FaultProxy:
         self.stop()
 
     # ---- loop thread --------------------------------------------------------------------------------------
-    def _call(self, fn: Callable[[], Awaitable[_T]]) -> _T:
+    def _call(self, fn: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         if self._loop is None:
             raise RuntimeError("FaultProxy is not started")
-        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(_CONTROL_TIMEOUT_S)  # type: ignore[arg-type]
+        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(_CONTROL_TIMEOUT_S)
 
     def _run(self) -> None:
         loop = self._loop
@@ -243,13 +254,18 @@ class FaultProxy:
         finally:
             loop.close()
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or self._record(t.exception()))
+    def _reopen_now(self) -> None:
+        def record_failure(task: asyncio.Task[None]) -> None:
+            exc = None if task.cancelled() else task.exception()
+            if exc is not None:  # e.g. another process took the port meanwhile: the test must hear of it
+                self._record(exc)
 
-    def _record(self, exc: BaseException | None) -> None:
+        self._reopen = None
+        asyncio.ensure_future(self._open()).add_done_callback(record_failure)
+
+    def _record(self, exc: BaseException) -> None:
         with self._lock:
-            self._errors.append(exc)  # type: ignore[arg-type]
+            self._errors.append(exc)
 
     def _bump(self, field: str, n: int = 1) -> None:
         with self._lock:
@@ -273,25 +289,30 @@ class FaultProxy:
             raise
         self._port = sock.getsockname()[1]
 
-    async def _refuse(self) -> None:
+    async def _refuse(self, graceful: bool = False) -> None:
+        if self._reopen is not None:  # an explicit refuse()/stop() overrides a pending refuse_for() reopen
+            self._reopen.cancel()
+            self._reopen = None
         if self._server is not None:
             self._server.close()  # closes the listening socket now; pending unaccepted connects get RST
             self._server = None
-        await self._drop()
+        await self._drop(graceful)
 
-    async def _drop(self) -> int:
+    async def _drop(self, graceful: bool = False) -> int:
+        """RST (or, when stopping, FIN: no reason to alarm the upstream) every connection and end its handler."""
         conns = list(self._conns.items())
         for task, writers in conns:
             for writer in writers:
-                _rst(writer)
+                if graceful:
+                    writer.close()
+                else:
+                    _rst(writer)
+            self._dropping.add(task)
             task.cancel()
         await asyncio.gather(*(task for task, _ in conns), return_exceptions=True)
         await asyncio.sleep(0)  # let the aborted transports run connection_lost, which closes their sockets
         self._bump("dropped", len(conns))
         return len(conns)
-
-    async def _close_all(self) -> None:
-        await self._refuse()
 
     def _draw(self, http: bool) -> _Plan:
         with self._lock:
@@ -301,7 +322,7 @@ class FaultProxy:
             self._faults_used += error or reset
             low, high = self._delay_s
             delay = self._rng.uniform(low, high) if high > 0 else 0.0
-            return _Plan(error=error, reset=reset, delay=delay, cut=self._rng.random())
+            return _Plan(error, reset, delay, self._rng.random(), self._reset_point)
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -310,6 +331,8 @@ class FaultProxy:
         self._bump("connections")
         mode = self._mode
         try:
+            if self._server is None:  # accepted just before refuse() closed the listener: it is refused too
+                raise _Reset
             if mode is Mode.BLACKHOLE:
                 while data := await reader.read(_CHUNK):
                     self._bump("bytes_up", len(data))
@@ -339,8 +362,14 @@ class FaultProxy:
         except Exception as exc:  # a bug in this proxy: record it so the test sees it (see `errors`)
             self._record(exc)
             _rst(writer)
+        except asyncio.CancelledError:
+            if task not in self._dropping:
+                raise
+            # cancelled by _drop (already RST): end normally, since on 3.11 asyncio's stream callback calls
+            # task.exception() on the finished handler and logs a cancelled one as an error
         finally:
             self._conns.pop(task, None)
+            self._dropping.discard(task)
             for w in writers:
                 w.close()  # no-op after an RST
 
@@ -354,8 +383,8 @@ class FaultProxy:
                 if dst.can_write_eof():
                     dst.write_eof()
                 return
+            self._bump(counter, len(data))  # before writing: a test reading stats after its call sees the bytes
             dst.write(data)
-            self._bump(counter, len(data))
             n -= len(data) if n > 0 else 0
             await dst.drain()
 
@@ -374,17 +403,18 @@ class FaultProxy:
                          counter: str) -> None:  # fmt: skip
         """Forward one message body framed by Content-Length or chunked encoding (none: no body)."""
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            while True:
+            size = -1
+            while size:
                 line = await src.readuntil(b"\r\n")
+                self._bump(counter, len(line))
                 dst.write(line)
                 size = int(line.split(b";")[0].strip(), 16)
-                if size == 0:  # last chunk, then trailer lines up to an empty one
-                    while line != b"\r\n":
-                        line = await src.readuntil(b"\r\n")
-                        dst.write(line)
-                    self._bump(counter, len(line))
-                    return await dst.drain()
-                await self._copy(src, dst, counter, size + 2)
+                await self._copy(src, dst, counter, size + 2 if size else 0)
+            while line != b"\r\n":  # after the last (empty) chunk: trailer lines up to an empty one
+                line = await src.readuntil(b"\r\n")
+                self._bump(counter, len(line))
+                dst.write(line)
+            await dst.drain()
         elif "content-length" in headers:
             await self._copy(src, dst, counter, int(headers["content-length"]))
 
@@ -404,8 +434,8 @@ class FaultProxy:
                 self._bump("http_errors")
                 cw.write(_SLOW_DOWN)
                 return await self._lingering_close(cr, cw)
-            uw.write(head)
             self._bump("bytes_up", len(head))
+            uw.write(head)
             body = asyncio.ensure_future(self._copy_body(cr, uw, headers, "bytes_up"))
             # the client vanishing mid-body must not leave us waiting for an upstream response that never comes
             body.add_done_callback(lambda t: t.cancelled() or t.exception() is None or uw.transport.abort())
@@ -416,7 +446,12 @@ class FaultProxy:
             finally:
                 body.cancel()
                 await asyncio.gather(body, return_exceptions=True)
-            if body.cancelled() or body.exception() or not keep_alive or "close" in headers.get("connection", ""):
+            if (
+                body.cancelled()
+                or body.exception()
+                or not keep_alive
+                or "close" in headers.get("connection", "").lower()
+            ):
                 return await self._lingering_close(cr, cw)
 
     async def _relay_response(self, ur: asyncio.StreamReader, cw: asyncio.StreamWriter, method: str,
@@ -427,6 +462,7 @@ class FaultProxy:
             (version, status, _), headers = _parse_head(head)
             if not status.startswith("1"):
                 break
+            self._bump("bytes_down", len(head))
             cw.write(head)  # 100 Continue: the client waits for it before sending the body
             await cw.drain()
         if plan.delay:
@@ -437,27 +473,29 @@ class FaultProxy:
         length = 0 if no_body else (None if chunked else int(headers.get("content-length", -1)))
         length = None if length == -1 else length  # neither header: the body runs until the upstream closes
         if plan.reset:
-            known = length or 0
-            cut = {
-                ResetPoint.HEAD: int(len(head) * plan.cut),
-                ResetPoint.BODY: len(head) + int(known * plan.cut),
-                ResetPoint.ANY: int((len(head) + known) * plan.cut),
-            }[self._reset_point]
+            # the cut must leave the response incomplete: a full head with Content-Length 0 would be a success
+            if plan.reset_point is ResetPoint.BODY and (length is None or length > 0):
+                cut = len(head) + int((length or 0) * plan.cut)  # unknown length: the head alone is incomplete
+            elif plan.reset_point is ResetPoint.ANY:
+                cut = int((len(head) + (length or 0)) * plan.cut)
+            else:
+                cut = int(len(head) * plan.cut)
+            self._bump("resets")
+            self._bump("bytes_down", min(cut, len(head)))
             cw.write(head[:cut])
             if cut > len(head):
                 await self._copy(ur, cw, "bytes_down", cut - len(head))
             await cw.drain()
-            self._bump("resets")
             raise _Reset
-        cw.write(head)
         self._bump("bytes_down", len(head))
+        cw.write(head)
         if length is None and not chunked:
             await self._copy(ur, cw, "bytes_down")
             return False
-        await self._copy_body(ur, cw, headers, "bytes_down") if chunked else await self._copy(
-            ur, cw, "bytes_down", length or 0
-        )
-        await cw.drain()
+        if chunked:
+            await self._copy_body(ur, cw, headers, "bytes_down")
+        else:
+            await self._copy(ur, cw, "bytes_down", length or 0)
         conn = headers.get("connection", "").lower()
         return "close" not in conn and (version != "HTTP/1.0" or "keep-alive" in conn)
 
@@ -468,9 +506,12 @@ class FaultProxy:
         await cw.drain()
         if cw.can_write_eof():
             cw.write_eof()
+
+        async def drain_input() -> None:
+            while await cr.read(_CHUNK):
+                pass
+
         try:
-            async with asyncio.timeout(_LINGER_S) if hasattr(asyncio, "timeout") else _nullcontext():
-                while await cr.read(_CHUNK):
-                    pass
-        except TimeoutError:
+            await asyncio.wait_for(drain_input(), _LINGER_S)
+        except asyncio.TimeoutError:  # the client keeps the connection open: close it anyway (3.10: not builtin)
             return

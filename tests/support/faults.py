@@ -25,6 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from twinplatform.db.models import Event, StageRun
+from twinplatform.jobs.outbox import relay
 
 from tests.support.cluster import Cluster
 
@@ -271,10 +272,10 @@ def s3_faults(
     timeout_s: float = 180,
 ) -> ScenarioResult:
     """Connection resets, 503 Slow Down and slow responses between boto3 and the S3 endpoint."""
-    twin = "fault"
-    cluster.start_worker()
+    job_ids = cluster.submit("fault", JOBS, send=False, slow_stage="first", slow_s=0.5)
     enable()
-    job_ids = cluster.submit(twin, JOBS, slow_stage="first", slow_s=0.5)
+    relay(cluster.runtime.sessions, cluster.sender())
+    cluster.start_worker()
     states = cluster.wait_for(job_ids, timeout_s)
     disable()
     return audit(cluster, "S3 resets, 5xx, slow responses", job_ids, states, None, set(), stats())

@@ -88,6 +88,16 @@ def build_noop_pipeline() -> Pipeline:
     return Pipeline(model="kit", task="noop", output_area="processed", stages=(NoopStage(),))
 
 
+def build_gpu_pipeline() -> Pipeline:
+    """One stage that declares a GPU (it does nothing): for routing and claim tests."""
+    return Pipeline(
+        model="kit",
+        task="gpu",
+        output_area="processed",
+        stages=(NoopStage(name="render", resources=Resources(gpus=1)),),
+    )
+
+
 def build_pipeline() -> Pipeline:
     return Pipeline(
         model="kit",
@@ -100,3 +110,4 @@ def build_pipeline() -> Pipeline:
 def register() -> None:
     register_pipeline("kit", "preprocess", "tests.support.kit_pipelines:build_pipeline")
     register_pipeline("kit", "noop", "tests.support.kit_pipelines:build_noop_pipeline")
+    register_pipeline("kit", "gpu", "tests.support.kit_pipelines:build_gpu_pipeline")

@@ -8,7 +8,7 @@ that bounds recovery: lease expiry + reaper interval.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -58,9 +58,9 @@ def reap(runtime: Runtime) -> ReapReport:
     return report
 
 
-def _requeue_lost(session: Session, runtime: Runtime, stage_run: StageRun, now: object, report: ReapReport) -> None:
+def _requeue_lost(session: Session, runtime: Runtime, stage_run: StageRun, now: datetime, report: ReapReport) -> None:
     if stage_run.lost_count + 1 >= runtime.policy.max_worker_losses:
-        fail_lost_stage(session, stage_run, now, runtime.policy.max_worker_losses)  # type: ignore[arg-type]
+        fail_lost_stage(session, stage_run, now, runtime.policy.max_worker_losses)
         report.failed.append(stage_run.id)
         return
     result = session.execute(
@@ -86,35 +86,48 @@ def _requeue_lost(session: Session, runtime: Runtime, stage_run: StageRun, now: 
     report.requeued.append(stage_run.id)
 
 
-def _redispatch_stale(session: Session, runtime: Runtime, now: object, report: ReapReport) -> None:
+def _redispatch_stale(session: Session, runtime: Runtime, now: datetime, report: ReapReport) -> None:
     """Queued stages of broker jobs whose last dispatch went out long ago and nothing picked it up (a broker
-    that lost its queue, e.g. Redis restarted without persistence): send them again."""
-    cutoff = now - timedelta(seconds=runtime.policy.redispatch_after_s)  # type: ignore[operator]
-    last_sent = (
-        select(Outbox.stage_run_id, func.max(Outbox.sent_at).label("last_sent"))
+    that lost its queue, e.g. Redis restarted without persistence): send them again.
+
+    NOTE: a long backlog looks the same as a lost message from here, so the wait doubles with every dispatch
+    of the same stage (interval x 2^(dispatches-1)): a stage waiting hours behind others gets a handful of
+    duplicate messages (each dismissed by the claim in milliseconds), never one per interval.
+    """
+    base_s = runtime.policy.redispatch_after_s
+    dispatches = (
+        select(
+            Outbox.stage_run_id,
+            func.max(Outbox.sent_at).label("last_sent"),
+            func.count(Outbox.id).label("sent_count"),
+        )
+        .where(Outbox.sent_at.is_not(None))
         .group_by(Outbox.stage_run_id)
         .subquery()
     )
     pending = select(Outbox.stage_run_id).where(Outbox.sent_at.is_(None))
-    stale = session.scalars(
-        select(StageRun)
+    candidates = session.execute(
+        select(StageRun, dispatches.c.last_sent, dispatches.c.sent_count)
         .join(Job)
-        .join(last_sent, last_sent.c.stage_run_id == StageRun.id)
+        .join(dispatches, dispatches.c.stage_run_id == StageRun.id)
         .where(
             Job.executor == "celery",
             Job.state.in_([s.value for s in ACTIVE_JOB_STATES]),
             StageRun.state == StageState.QUEUED.value,
-            last_sent.c.last_sent <= cutoff,
+            dispatches.c.last_sent <= now - timedelta(seconds=base_s),
             StageRun.id.not_in(pending),
         )
     ).all()
-    for stage_run in stale:
+    for stage_run, last_sent, sent_count in candidates:
+        wait_s = base_s * 2 ** max(0, sent_count - 1)
+        if last_sent > now - timedelta(seconds=wait_s):
+            continue
         outbox.enqueue(session, stage_run.job, stage_run, reason="redispatch")
         events.record(
             session,
             "stage.redispatch",
             job=stage_run.job,
             stage_run=stage_run,
-            message=f"queued for over {runtime.policy.redispatch_after_s:g} s since its last dispatch; sent again",
+            message=f"queued for {(now - last_sent).total_seconds():.0f} s since dispatch {sent_count}; sent again",
         )
         report.redispatched.append(stage_run.id)

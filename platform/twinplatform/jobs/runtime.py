@@ -26,7 +26,7 @@ class EnginePolicy:
     retry_backoff_max_s: float = 300.0
     progress_write_interval_s: float = 1.0
     max_worker_losses: int = 3
-    redispatch_after_s: float = 120.0
+    redispatch_after_s: float = 60.0
     db_outage_tolerance_s: float = 120.0
     #: take over at once when the lease holder is a dead process on this host (else wait for the lease)
     detect_dead_local_holders: bool = True
