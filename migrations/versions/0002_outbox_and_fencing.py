@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
-
 import twinplatform.db.base
+from alembic import op
 
 revision: str = "0002"
 down_revision: str | None = "0001"

@@ -130,8 +130,11 @@ class Cluster:
                 return states
             time.sleep(0.2)
 
-    def wait_until_running(self, job_ids: list[str], timeout_s: float = 30, *, min_attempt: int = 1) -> list[StageRun]:
-        """Stage runs of these jobs that are running and have sent a heartbeat (attempt >= min_attempt)."""
+    def wait_until_running(
+        self, job_ids: list[str], timeout_s: float = 30, *, min_attempt: int = 1, settle_s: float = 0.5
+    ) -> list[StageRun]:
+        """Stage runs of these jobs that a worker has claimed (attempt >= min_attempt), once they have been
+        running for `settle_s` (so a fault lands inside the stage's work, not in its bookkeeping)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self.runtime.sessions() as session:
@@ -139,11 +142,11 @@ class Cluster:
                     select(StageRun).where(
                         StageRun.job_id.in_(job_ids),
                         StageRun.state == "running",
-                        StageRun.heartbeat_at.is_not(None),
                         StageRun.attempt >= min_attempt,
                     )
                 ).all()
                 if running:
+                    time.sleep(settle_s)
                     return list(running)
             time.sleep(0.1)
         raise TimeoutError(f"no stage of {len(job_ids)} jobs started within {timeout_s} s")
