@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+
+from storage_layout import DEFAULT_LAYOUT
+from tests.support.services import postgres_admin_url, unavailable
 from twinplatform.db import migrate
 from twinplatform.db.base import Base
 from twinplatform.db.session import make_engine, make_sessionmaker
 from twinplatform.jobs.runtime import EnginePolicy, Runtime
 from twinplatform.storage.local import LocalBackend
 from twinplatform.storage.mirror import MirrorCache
-
-from storage_layout import DEFAULT_LAYOUT
-from tests.support.services import postgres_admin_url, unavailable
 
 pytest_plugins = ["tests.support.s3_fixtures", "tests.support.cli_harness", "tests.support.cluster_fixtures"]
 

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from twinplatform.cli.main import LAZY_COMMANDS
 
 from tests.support.cli_harness import Platform
+from twinplatform.cli.main import LAZY_COMMANDS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

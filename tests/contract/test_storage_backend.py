@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.s3_fixtures import MotoBucket
 from twinplatform.errors import AlreadyExists, AssetNotFound, ChecksumMismatch, InputError
 from twinplatform.storage.base import StorageBackend
 from twinplatform.storage.local import LocalBackend
 from twinplatform.storage.s3 import CHECKSUM_METADATA, MiB, S3Backend
-
-from tests.support.s3_fixtures import MotoBucket
 
 BACKEND_NAMES = ["local", "s3"]
 

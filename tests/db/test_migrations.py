@@ -8,6 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
+
 from twinplatform.db import migrate
 from twinplatform.db.base import Base
 from twinplatform.db.session import make_engine

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+
+from pipelines.media.synthetic import make_audio
+from pipelines.registry import load_pipeline
+from tests.support import kit_pipelines
 from twinplatform.db.models import Asset, Event, Job, StageRun
 from twinplatform.domain import JobState
 from twinplatform.jobs.inline import run_job_inline
@@ -15,10 +19,6 @@ from twinplatform.services.ingest import ingest_files
 from twinplatform.services.jobs import cancel_job, get_job, retry_job
 from twinplatform.services.twins import create_twin
 from twinplatform.storage.checksum import sha256_file
-
-from pipelines.media.synthetic import make_audio
-from pipelines.registry import load_pipeline
-from tests.support import kit_pipelines
 
 kit_pipelines.register()
 

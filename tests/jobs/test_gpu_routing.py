@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+
+from pipelines.registry import load_pipeline
+from tests.support import kit_pipelines
 from twinplatform.db.models import Outbox, StageRun
 from twinplatform.jobs.lease import claim
 from twinplatform.jobs.runtime import Runtime
 from twinplatform.jobs.submit import submit_job
 from twinplatform.services.twins import create_twin
-
-from pipelines.registry import load_pipeline
-from tests.support import kit_pipelines
 
 kit_pipelines.register()
 

@@ -6,6 +6,9 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from pipelines.media.synthetic import make_audio
+from pipelines.registry import load_pipeline
+from tests.support import kit_pipelines
 from twinplatform.db.base import utcnow
 from twinplatform.db.models import StageRun
 from twinplatform.jobs.inline import run_job_inline
@@ -15,10 +18,6 @@ from twinplatform.jobs.submit import submit_job
 from twinplatform.services.ingest import ingest_files
 from twinplatform.services.jobs import get_job
 from twinplatform.services.twins import create_twin
-
-from pipelines.media.synthetic import make_audio
-from pipelines.registry import load_pipeline
-from tests.support import kit_pipelines
 
 kit_pipelines.register()
 

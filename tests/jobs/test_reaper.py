@@ -8,6 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
+
+from pipelines.media.synthetic import make_audio
+from pipelines.registry import load_pipeline
+from tests.support import kit_pipelines
 from twinplatform.db.base import utcnow
 from twinplatform.db.models import Outbox, StageRun
 from twinplatform.jobs.lease import claim
@@ -18,10 +22,6 @@ from twinplatform.jobs.submit import submit_job
 from twinplatform.services.ingest import ingest_files
 from twinplatform.services.jobs import get_job
 from twinplatform.services.twins import create_twin
-
-from pipelines.media.synthetic import make_audio
-from pipelines.registry import load_pipeline
-from tests.support import kit_pipelines
 
 kit_pipelines.register()
 

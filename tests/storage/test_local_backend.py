@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from twinplatform.errors import AlreadyExists, ConfigError, InputError
 from twinplatform.storage.atomic import TEMP_PREFIX
 from twinplatform.storage.local import META_DIR, LocalBackend

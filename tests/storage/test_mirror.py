@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from twinplatform.errors import AssetNotFound, ChecksumMismatch
 from twinplatform.storage.base import ByteProgress, ObjectInfo, StorageBackend
 from twinplatform.storage.local import LocalBackend

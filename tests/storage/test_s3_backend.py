@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.support.s3_fixtures import MotoBucket
 from twinplatform.errors import (
     AlreadyExists,
     AssetNotFound,
@@ -23,8 +25,6 @@ from twinplatform.errors import (
 )
 from twinplatform.storage.s3 import CHECKSUM_METADATA, MiB, S3Backend, S3Options
 from twinplatform.storage.s3_errors import translate_s3_error
-
-from tests.support.s3_fixtures import MotoBucket
 
 SMALL_PARTS = {"multipart_threshold_bytes": 5 * MiB, "multipart_chunk_bytes": 5 * MiB}
 

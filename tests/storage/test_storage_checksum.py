@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from twinplatform.storage.checksum import copy_with_sha256, sha256_file
 
 

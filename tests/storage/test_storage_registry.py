@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from twinplatform.errors import ConfigError
 from twinplatform.storage.local import LocalBackend
 from twinplatform.storage.registry import open_backend

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+
 from twinplatform.cli import context
 from twinplatform.cli.main import cli
 from twinplatform.config import get_settings

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+
+from pipelines.media.synthetic import make_audio
+from pipelines.registry import load_pipeline
+from tests.support import kit_pipelines
 from twinplatform.config import Settings
 from twinplatform.db.models import Event, Job, StageRun
 from twinplatform.jobs.outbox import relay
@@ -23,10 +27,6 @@ from twinplatform.services.twins import ensure_twin
 from twinplatform.wiring import build_runtime
 from twinplatform.worker.app import create_app
 from twinplatform.worker.sender import CelerySender
-
-from pipelines.media.synthetic import make_audio
-from pipelines.registry import load_pipeline
-from tests.support import kit_pipelines
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLATFORM_EXE = Path(sys.executable).with_name("platform")

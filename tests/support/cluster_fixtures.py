@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from twinplatform.db import migrate
-from twinplatform.db.session import make_engine
 
 from tests.support.cluster import Cluster
 from tests.support.services import port_open, unavailable
+from twinplatform.db import migrate
+from twinplatform.db.session import make_engine
 
 #: a Redis database index of its own, so tests never see the queues of anything else on the machine's Redis
 TEST_REDIS_URL = os.environ.get("PLATFORM_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")

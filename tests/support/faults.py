@@ -24,10 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import select
-from twinplatform.db.models import Event, StageRun
-from twinplatform.jobs.outbox import relay
 
 from tests.support.cluster import Cluster
+from twinplatform.db.models import Event, StageRun
+from twinplatform.jobs.outbox import relay
 
 JOBS = 5
 SLOW_S = 3.0

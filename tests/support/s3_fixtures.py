@@ -15,9 +15,9 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
-from twinplatform.storage.s3 import S3Options
 
 from tests.support.s3_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, start_moto_server
+from twinplatform.storage.s3 import S3Options
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ import time
 
 import pytest
 from sqlalchemy import select
+
+from tests.support.cluster import Cluster, worker_log_tail
 from twinplatform.db.models import Outbox, StageRun
 from twinplatform.services.jobs import cancel_job, get_job, retry_job
 from twinplatform.worker.client import send_pending
-
-from tests.support.cluster import Cluster, worker_log_tail
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(180)]
 
@@ -71,10 +71,9 @@ def test_cancel_a_running_job_and_retry_it(cluster: Cluster) -> None:
 
 
 def test_higher_priority_jobs_run_first(cluster: Cluster) -> None:
+    from pipelines.registry import load_pipeline
     from twinplatform.jobs.outbox import relay
     from twinplatform.jobs.submit import submit_job
-
-    from pipelines.registry import load_pipeline
 
     twin = cluster.make_twin()
     pipeline = load_pipeline("kit", "preprocess")

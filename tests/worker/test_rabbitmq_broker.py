@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from twinplatform.services.jobs import get_job
 
 from tests.support.cluster import Cluster, worker_log_tail
+from twinplatform.services.jobs import get_job
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.timeout(180)]
 
@@ -23,11 +23,10 @@ def test_jobs_run_through_rabbitmq(rabbitmq_cluster: Cluster) -> None:
 
 
 def test_priorities_order_the_rabbitmq_queue(rabbitmq_cluster: Cluster) -> None:
-    from twinplatform.jobs.outbox import relay
-    from twinplatform.jobs.submit import submit_job
-
     from pipelines.registry import load_pipeline
     from tests.support import kit_pipelines
+    from twinplatform.jobs.outbox import relay
+    from twinplatform.jobs.submit import submit_job
 
     cluster = rabbitmq_cluster
     twin = cluster.make_twin()
