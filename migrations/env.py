@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Connection
+
 from twinplatform.db import models  # noqa: F401  (registers every table on Base.metadata)
 from twinplatform.db.base import Base
 

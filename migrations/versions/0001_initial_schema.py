@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import twinplatform.db.base
 from alembic import op
+
+import twinplatform.db.base
 
 revision: str = "0001"
 down_revision: str | None = None

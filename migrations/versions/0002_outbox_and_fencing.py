@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import twinplatform.db.base
 from alembic import op
+
+import twinplatform.db.base
 
 revision: str = "0002"
 down_revision: str | None = "0001"

@@ -64,8 +64,8 @@ def _resolve_one(
         key = layout.key(Location.common(job.model, _relative(spec)))
         return _registered_or_stored(session, spec.name, key, backend)
     if spec.source is Source.REQUEST:
-        key = (job.params.get("inputs") or {}).get(spec.name)
-        return None if key is None else _registered_or_stored(session, spec.name, key, backend)
+        requested: str | None = (job.params.get("inputs") or {}).get(spec.name)
+        return None if requested is None else _registered_or_stored(session, spec.name, requested, backend)
     raise AssertionError(f"unhandled input source {spec.source!r}")
 
 

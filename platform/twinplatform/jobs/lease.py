@@ -226,7 +226,7 @@ def guarded_update(session: Session, claim: Claim, *, extra_where: Sequence[Any]
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 class Heartbeat(threading.Thread):

@@ -12,6 +12,7 @@ Contract every backend honours (tests/contract/test_storage_backend.py runs it a
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,5 +57,5 @@ class StorageBackend(Protocol):
     def delete(self, key: str) -> None:
         """Delete one object; deleting a missing key is not an error."""
 
-    def delete_prefix(self, prefix: str) -> list[str]:
+    def delete_prefix(self, prefix: str) -> builtins.list[str]:  # `list` is a method name here
         """Delete every object under `prefix`; return the keys removed."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from twinplatform.storage.base import ByteProgress
 
@@ -24,7 +24,7 @@ def sha256_file(path: Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> str:
 
 
 class ReadableInto(Protocol):
-    def readinto(self, buffer: bytearray, /) -> int | None: ...
+    def readinto(self, buffer: Any, /) -> int | None: ...
 
 
 class Writable(Protocol):

@@ -22,14 +22,15 @@ such a put raises InputError.
 
 from __future__ import annotations
 
+import builtins
 import errno
+import io
 import os
 import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -171,7 +172,7 @@ class LocalBackend:
                 "(a folder store cannot hold both 'a' and 'a/b'); choose another key"
             ) from exc
 
-    def _open_object(self, key: str) -> BinaryIO:
+    def _open_object(self, key: str) -> io.BufferedReader:
         try:
             return open(self._data_path(key), "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
@@ -312,7 +313,7 @@ class LocalBackend:
             _prune_empty_dirs({self._data_path(key).parent}, self.root)
             _prune_empty_dirs({self._checksum_path(key).parent}, self._checksums)
 
-    def delete_prefix(self, prefix: str) -> list[str]:
+    def delete_prefix(self, prefix: str) -> builtins.list[str]:  # `list` is a method name here
         """Delete every object under `prefix` and the folders left empty; return the removed keys.
 
         An empty prefix is refused (InputError): wiping a whole store is not something to do by accident.

@@ -8,6 +8,7 @@ AssetNotFound, missing bucket or refused credentials -> ConfigError, network/5xx
 
 from __future__ import annotations
 
+import builtins
 import functools
 import os
 import re
@@ -390,7 +391,7 @@ class S3Backend:
         except S3_ERRORS as exc:
             raise self._translate(exc, key) from unwrap(exc)
 
-    def delete_prefix(self, prefix: str) -> list[str]:
+    def delete_prefix(self, prefix: str) -> builtins.list[str]:  # `list` is a method name here
         """Delete every object under `prefix` in batches of 1000; return the removed keys.
 
         An empty prefix is refused (InputError): wiping a whole store is not something to do by accident.

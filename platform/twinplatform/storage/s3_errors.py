@@ -12,6 +12,8 @@ anything else                              -> PlatformError  (code and message k
 
 from __future__ import annotations
 
+from typing import cast
+
 import boto3.exceptions
 import s3transfer.exceptions
 from botocore.exceptions import (
@@ -68,7 +70,7 @@ def unwrap(exc: BaseException) -> BaseException:
     if isinstance(exc, boto3.exceptions.S3UploadFailedError) and isinstance(exc.__context__, ClientError):
         # NOTE: upload_file re-raises ClientError as S3UploadFailedError *without* `from`, so the structured
         # error survives only as the implicit __context__.
-        return exc.__context__
+        return cast(BaseException, exc.__context__)
     if isinstance(exc, (boto3.exceptions.RetriesExceededError, s3transfer.exceptions.RetriesExceededError)):
         last = exc.last_exception
         if isinstance(last, BaseException):

@@ -28,7 +28,7 @@ def process_runtime() -> Runtime:
     return _runtime
 
 
-@worker_process_init.connect
+@worker_process_init.connect  # type: ignore[untyped-decorator]  # celery ships no type hints
 def _forget_parent_runtime(**_: object) -> None:
     global _runtime
     _runtime = None
@@ -42,7 +42,7 @@ def node_gpu_count() -> int:
 def register_tasks(app: Celery) -> None:
     sender = CelerySender(app)
 
-    @app.task(name=TASK_EXECUTE_STAGE, ignore_result=True)
+    @app.task(name=TASK_EXECUTE_STAGE, ignore_result=True)  # type: ignore[untyped-decorator]
     def execute_stage_task(stage_run_id: int) -> str:
         runtime = process_runtime()
         # NOTE: routing sends gpu-N stages only to nodes holding N GPUs; max_gpus guards a misrouted message
