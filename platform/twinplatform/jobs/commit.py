@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from pipelines.base import Pipeline, Stage, StageResult
 from storage_layout import Location
@@ -27,9 +27,8 @@ from twinplatform.db.base import utcnow
 from twinplatform.db.models import Asset, StageRun
 from twinplatform.domain import StageState
 from twinplatform.errors import LeaseLost
-from twinplatform.jobs import events
 from twinplatform.jobs.dbretry import with_db_retry
-from twinplatform.jobs.lease import Claim, Heartbeat, guarded_update, mirror_update
+from twinplatform.jobs.lease import Claim, Heartbeat, end_attempt, guarded_update
 from twinplatform.jobs.progression import advance_job
 from twinplatform.jobs.runtime import Runtime
 
@@ -113,54 +112,48 @@ def complete(
     manifest: dict[str, Any],
     message: str,
     *,
-    fence_with_metrics: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    fence: bool = False,
 ) -> bool | None:
     """Step 4: mark the stage succeeded with its assets, in one transaction. Returns None if the lease was
     lost, else whether a next stage was dispatched.
 
-    With `fence_with_metrics` steps 2 and 4 happen in this one transaction: right for a stage that has
-    nothing to promote (no outputs), where no reader can see anything between the two.
+    With `fence` steps 2 and 4 happen in this one transaction: right for a stage that has nothing to promote
+    (no outputs), where no reader can see anything between the two.
     """
 
     def transaction() -> bool | None:
         with runtime.sessions() as session, session.begin():
-            stage_run = session.get_one(StageRun, held.stage_run_id, options=[joinedload(StageRun.job)])
-            values: dict[str, Any] = dict(
-                state=StageState.SUCCEEDED.value,
-                progress=1.0,
-                progress_message=message[:255],
-                finished_at=utcnow(),
-                lease_expires_at=None,
-            )
+            values: dict[str, Any] = dict(progress=1.0, progress_message=message[:255], finished_at=utcnow())
             extra_where = []
-            if fence_with_metrics is not None:
+            if fence:
                 values.update(
                     commit_attempt=held.attempt,
                     output_manifest=manifest,
                     input_fingerprint=manifest["fingerprint"],
-                    metrics=fence_with_metrics,
+                    metrics=metrics,
                 )
                 extra_where.append(StageRun.commit_attempt.is_(None))
-            if not guarded_update(session, held, extra_where=extra_where, **values):
+            # The manifest names the attempt that committed it (this one, or an earlier one rolled forward).
+            data = {
+                "outputs": sorted(manifest["outputs"]),
+                "committed_by_attempt": manifest["attempt"],
+                "metrics": metrics,
+            }
+            stage_run = end_attempt(
+                session,
+                held,
+                StageState.SUCCEEDED,
+                message=message,
+                actor=runtime.worker_id,
+                extra_where=extra_where,
+                data=data,
+                **values,
+            )
+            if stage_run is None:
                 return None
-            mirror_update(stage_run, values)
             for relative, entry in manifest["outputs"].items():
                 _upsert_asset(session, held, pipeline.output_area, relative, entry)
-            events.record(
-                session,
-                "stage.state",
-                job=stage_run.job,
-                stage_run=stage_run,
-                from_state="running",
-                to_state="succeeded",
-                worker=runtime.worker_id,
-                message=message,
-                data={
-                    "outputs": sorted(manifest["outputs"]),
-                    "committed_by_attempt": stage_run.commit_attempt,
-                    "metrics": stage_run.metrics,
-                },
-            )
             return dispatched_next(session, stage_run)
 
     return with_db_retry(transaction, tolerance_s=runtime.policy.db_outage_tolerance_s, what="completing a stage")

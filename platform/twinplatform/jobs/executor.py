@@ -22,12 +22,12 @@ from twinplatform.db.base import utcnow
 from twinplatform.db.models import Job, StageRun
 from twinplatform.domain import ErrorKind, StageState
 from twinplatform.errors import LeaseLost
-from twinplatform.jobs import commit, events, outbox
+from twinplatform.jobs import commit, outbox
 from twinplatform.jobs.dbretry import with_db_retry
 from twinplatform.jobs.failures import Failure, classify
 from twinplatform.jobs.fingerprint import input_fingerprint
 from twinplatform.jobs.inputs import ResolvedInput, resolve_inputs
-from twinplatform.jobs.lease import Claim, Heartbeat, claim, guarded_update, mirror_update
+from twinplatform.jobs.lease import Claim, Heartbeat, claim, end_attempt, guarded_update
 from twinplatform.jobs.progression import advance_job
 from twinplatform.jobs.runtime import Runtime
 
@@ -141,9 +141,9 @@ def execute_stage(
         if manifest["outputs"]:
             commit.fenced_commit(runtime, held, manifest, metrics)
             commit.promote(runtime, manifest)
-            dispatched = commit.complete(runtime, held, pipeline, manifest, message)
+            dispatched = commit.complete(runtime, held, pipeline, manifest, message, metrics=metrics)
         else:
-            dispatched = commit.complete(runtime, held, pipeline, manifest, message, fence_with_metrics=metrics)
+            dispatched = commit.complete(runtime, held, pipeline, manifest, message, metrics=metrics, fence=True)
         if dispatched is None:
             return StageOutcome(stage_run_id, None, "lease lost after commit; the next attempt finishes it")
         commit.discard_scratch(runtime, manifest)
@@ -228,9 +228,7 @@ def _finish(
     fingerprint: str | None = None,
     manifest: dict[str, Any] | None = None,
 ) -> StageOutcome:
-    values: dict[str, Any] = dict(
-        state=state.value, progress=1.0, progress_message=message[:255], finished_at=utcnow(), lease_expires_at=None
-    )
+    values: dict[str, Any] = dict(progress=1.0, progress_message=message[:255], finished_at=utcnow())
     if fingerprint is not None:
         values["input_fingerprint"] = fingerprint
     if manifest is not None:
@@ -238,21 +236,8 @@ def _finish(
 
     def transaction() -> bool | None:
         with runtime.sessions() as session, session.begin():
-            stage_run = session.get_one(StageRun, held.stage_run_id, options=[joinedload(StageRun.job)])
-            if not guarded_update(session, held, **values):
-                return None
-            mirror_update(stage_run, values)
-            events.record(
-                session,
-                "stage.state",
-                job=stage_run.job,
-                stage_run=stage_run,
-                from_state="running",
-                to_state=state.value,
-                worker=runtime.worker_id,
-                message=message,
-            )
-            return commit.dispatched_next(session, stage_run)
+            stage_run = end_attempt(session, held, state, message=message, actor=runtime.worker_id, **values)
+            return None if stage_run is None else commit.dispatched_next(session, stage_run)
 
     dispatched = _db(runtime, "recording a stage's end", transaction)
     if dispatched is None:
@@ -266,45 +251,30 @@ def _fail(runtime: Runtime, held: Claim, failure: Failure) -> StageOutcome:
     def transaction() -> StageOutcome:
         now = utcnow()
         with runtime.sessions() as session, session.begin():
-            stage_run = session.get_one(StageRun, held.stage_run_id)
-            retry_at = None
+            max_attempts = session.get_one(StageRun, held.stage_run_id).max_attempts
+            retry_at, kind_value = None, kind
             if failure.kind is ErrorKind.CANCELLED:
                 state, message = StageState.CANCELLED, "cancelled while running; outputs discarded"
-                values: dict[str, Any] = dict(
-                    state=state.value, finished_at=now, error_kind=kind, error_message=message
-                )
-            elif failure.retryable and held.attempt < stage_run.max_attempts:
+                values: dict[str, Any] = dict(finished_at=now, error_kind=kind_value, error_message=message)
+            elif failure.retryable and held.attempt < max_attempts:
                 delay_s = runtime.policy.backoff_s(held.attempt)
                 state, retry_at = StageState.RETRY_WAIT, now + timedelta(seconds=delay_s)
-                message = (
-                    f"attempt {held.attempt}/{stage_run.max_attempts} failed: {failure.message}; retry in {delay_s:g} s"
-                )
-                values = dict(
-                    state=state.value, next_attempt_at=retry_at, error_kind=kind, error_message=failure.message
-                )
+                message = f"attempt {held.attempt}/{max_attempts} failed: {failure.message}; retry in {delay_s:g} s"
+                values = dict(next_attempt_at=retry_at, error_kind=kind_value, error_message=failure.message)
             else:
                 state = StageState.FAILED
                 if failure.retryable:
-                    kind_value = ErrorKind.RETRIES_EXHAUSTED.value
-                    message = f"failed after {held.attempt} attempts: {failure.message}"
+                    kind_value, message = (
+                        ErrorKind.RETRIES_EXHAUSTED.value,
+                        f"failed after {held.attempt} attempts: {failure.message}",
+                    )
                 else:
-                    kind_value, message = kind, failure.message
-                values = dict(state=state.value, finished_at=now, error_kind=kind_value, error_message=message)
-            values["lease_expires_at"] = None
-            if not guarded_update(session, held, **values):
+                    message = failure.message
+                values = dict(finished_at=now, error_kind=kind_value, error_message=message)
+            data = {"traceback": failure.detail} if failure.detail else None
+            stage_run = end_attempt(session, held, state, message=message, actor=runtime.worker_id, data=data, **values)
+            if stage_run is None:
                 return StageOutcome(held.stage_run_id, None, "lease lost")
-            session.refresh(stage_run)
-            events.record(
-                session,
-                "stage.state",
-                job=stage_run.job,
-                stage_run=stage_run,
-                from_state="running",
-                to_state=state.value,
-                worker=runtime.worker_id,
-                message=message,
-                data={"traceback": failure.detail} if failure.detail else None,
-            )
             if retry_at is not None:
                 outbox.enqueue(session, stage_run.job, stage_run, reason="retry", not_before=retry_at)
             advance_job(session, stage_run.job)
@@ -317,19 +287,8 @@ def _fail(runtime: Runtime, held: Claim, failure: Failure) -> StageOutcome:
 def _hand_back(runtime: Runtime, held: Claim, message: str) -> None:
     """Give an interrupted attempt back to the queue at once instead of waiting for its lease to expire."""
     with runtime.sessions() as session, session.begin():
-        if guarded_update(session, held, state=StageState.QUEUED.value, lease_expires_at=None, worker=None):
-            stage_run = session.get_one(StageRun, held.stage_run_id)
-            session.refresh(stage_run)
-            events.record(
-                session,
-                "stage.state",
-                job=stage_run.job,
-                stage_run=stage_run,
-                from_state="running",
-                to_state="queued",
-                worker=runtime.worker_id,
-                message=message,
-            )
+        stage_run = end_attempt(session, held, StageState.QUEUED, message=message, actor=runtime.worker_id, worker=None)
+        if stage_run is not None:
             outbox.enqueue(session, stage_run.job, stage_run, reason="handed back")
 
 

@@ -213,6 +213,38 @@ def mirror_update(stage_run: StageRun, values: dict[str, Any]) -> None:
         set_committed_value(stage_run, name, value)
 
 
+def end_attempt(
+    session: Session,
+    claim: Claim,
+    to_state: StageState,
+    *,
+    message: str,
+    actor: str,
+    data: dict[str, Any] | None = None,
+    extra_where: Sequence[Any] = (),
+    **values: Any,
+) -> StageRun | None:
+    """Move this attempt's stage run from running to `to_state` (compare-and-set on the attempt) and log the
+    transition; the loaded row (with its job) is returned, or None when the attempt no longer holds the lease."""
+    stage_run = session.get_one(StageRun, claim.stage_run_id, options=[joinedload(StageRun.job)])
+    values = {"state": to_state.value, "lease_expires_at": None, **values}
+    if not guarded_update(session, claim, extra_where=extra_where, **values):
+        return None
+    mirror_update(stage_run, values)
+    events.record(
+        session,
+        "stage.state",
+        job=stage_run.job,
+        stage_run=stage_run,
+        from_state=StageState.RUNNING.value,
+        to_state=to_state.value,
+        worker=actor,
+        message=message,
+        data=data,
+    )
+    return stage_run
+
+
 def guarded_update(session: Session, claim: Claim, *, extra_where: Sequence[Any] = (), **values: Any) -> bool:
     """Update the stage run only if this attempt still holds it; True on success."""
     result = session.execute(
