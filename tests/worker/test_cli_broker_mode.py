@@ -57,3 +57,14 @@ def test_detach_needs_a_broker(platform_cli: object) -> None:
     assert isinstance(platform_cli, Platform)
     result = platform_cli("run", "--twin-id", "x", "--task", "preprocess", "--detach", expect=5)
     assert "needs a broker" in result.output
+
+
+def test_status_shows_where_a_running_stage_runs_and_its_heartbeat(cluster: Cluster) -> None:
+    cluster.make_twin("alice")
+    cluster.start_worker()
+    (job_id,) = cluster.submit("alice", 1, slow_stage="first", slow_s=4)
+    running = cluster.wait_until_running([job_id], settle_s=1.5)  # past the first 1 s heartbeat
+    code, output = invoke(cluster, "status", "--twin-id", "alice")
+    assert code == 0
+    assert f"on {running[0].worker}" in output and "heartbeat" in output and "s ago" in output
+    assert cluster.wait_for([job_id], 60) == {job_id: "succeeded"}

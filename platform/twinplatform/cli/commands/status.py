@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from typing import Any
+
 import click
 
 from twinplatform.cli import context
@@ -44,6 +47,7 @@ def status(twin_id: str | None, limit: int, as_json: bool) -> None:
             ]
         )
         for stage in job.stages:
+            took = f"{stage.duration_s:.1f}s" if stage.duration_s else ""
             rows.append(
                 [
                     "",
@@ -53,8 +57,21 @@ def status(twin_id: str | None, limit: int, as_json: bool) -> None:
                     state_text(stage.state),
                     f"{stage.attempt}/{stage.max_attempts}",
                     f"{stage.progress * 100:.0f}%",
-                    f"{stage.duration_s or 0:.1f}s" if stage.duration_s else "",
-                    short(stage.error or stage.message, 60),
+                    took,
+                    short(_detail(stage), 70),
                 ]
             )
     table(["TWIN", "JOB", "TASK", "STAGE", "STATE", "ATTEMPT", "PROGRESS", "STARTED/TOOK", "DETAIL"], rows)
+
+
+def _detail(stage: Any) -> str:
+    """The error of a failed stage; for a running one, where it runs and how fresh its heartbeat is."""
+    if stage.error:
+        return f"{stage.error_kind}: {stage.error}"
+    if stage.state == "running":
+        heartbeat = "no heartbeat yet"
+        if stage.heartbeat_at:
+            age_s = (datetime.now(timezone.utc) - datetime.fromisoformat(stage.heartbeat_at)).total_seconds()
+            heartbeat = f"heartbeat {age_s:.0f}s ago"
+        return f"on {stage.worker}, {heartbeat}; {stage.message}"
+    return str(stage.message)
