@@ -108,3 +108,16 @@ def _settings(cluster: Cluster):  # type: ignore[no-untyped-def]
     from twinplatform.config import Settings
 
     return Settings(**cluster.settings)  # type: ignore[arg-type]
+
+
+def test_the_periodic_reap_task_sends_what_the_outbox_holds(cluster: Cluster) -> None:
+    from twinplatform.config import Settings
+    from twinplatform.worker.app import TASK_REAP, create_app
+
+    twin = cluster.make_twin()
+    job_ids = cluster.submit(twin, 2, send=False)  # dispatches left in the outbox
+    cluster.start_worker(reaper=False)  # no reaper process: only the task (as `celery beat` would send it)
+    time.sleep(2)
+    assert set(cluster.states(job_ids).values()) == {"queued"}
+    create_app(Settings(**cluster.settings)).send_task(TASK_REAP, queue="cpu")  # type: ignore[arg-type]
+    assert set(cluster.wait_for(job_ids, 60).values()) == {"succeeded"}, worker_log_tail(cluster)

@@ -9,6 +9,7 @@ from celery import Celery
 from twinplatform.config import Settings
 
 TASK_EXECUTE_STAGE = "twinplatform.execute_stage"
+TASK_REAP = "twinplatform.reap"
 PRIORITY_LEVELS = 10  # job priorities 0 (default) .. 9 (most urgent)
 
 
@@ -45,6 +46,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "task_send_sent_event": False,
+        # For deployments that run `celery beat`: the reaper as a periodic task (routed to the cpu queue).
+        # The reaper process beside every worker does the same without depending on the broker.
+        "beat_schedule": {
+            "reap": {"task": TASK_REAP, "schedule": settings.reaper_interval_s, "options": {"queue": "cpu"}},
+        },
     }
 
 

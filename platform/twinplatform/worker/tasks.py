@@ -10,8 +10,9 @@ from celery.signals import worker_process_init
 from twinplatform.config import get_settings
 from twinplatform.jobs.executor import execute_stage
 from twinplatform.jobs.outbox import relay
+from twinplatform.jobs.reaper import reap
 from twinplatform.jobs.runtime import Runtime, default_worker_id
-from twinplatform.worker.app import TASK_EXECUTE_STAGE
+from twinplatform.worker.app import TASK_EXECUTE_STAGE, TASK_REAP
 from twinplatform.worker.sender import CelerySender
 
 _runtime: Runtime | None = None
@@ -42,7 +43,7 @@ def node_gpu_count() -> int:
 def register_tasks(app: Celery) -> None:
     sender = CelerySender(app)
 
-    @app.task(name=TASK_EXECUTE_STAGE, ignore_result=True)  # type: ignore[untyped-decorator]
+    @app.task(name=TASK_EXECUTE_STAGE, ignore_result=True, shared=False)  # type: ignore[untyped-decorator]
     def execute_stage_task(stage_run_id: int) -> str:
         runtime = process_runtime()
         # NOTE: routing sends gpu-N stages only to nodes holding N GPUs; max_gpus guards a misrouted message
@@ -51,3 +52,11 @@ def register_tasks(app: Celery) -> None:
         if outcome.dispatched_next:
             relay(runtime.sessions, sender)
         return outcome.state.value if outcome.state else outcome.message
+
+    @app.task(name=TASK_REAP, ignore_result=True, shared=False)  # type: ignore[untyped-decorator]
+    def reap_task() -> dict[str, object]:
+        """One reaper pass (for `celery beat`): re-queue lost stages, send due dispatches."""
+        runtime = process_runtime()
+        report = reap(runtime)
+        sent = relay(runtime.sessions, sender)
+        return {"requeued": report.requeued, "failed": report.failed, "redispatched": report.redispatched, "sent": sent}
