@@ -239,7 +239,6 @@ def database_outage(
     cluster.start_worker()
     job_ids = cluster.submit(twin, JOBS, slow_stage="first", slow_s=SLOW_S)
     cluster.wait_until_running(job_ids)
-    fault_at = _now()
     refuse_for(outage_s)
     time.sleep(outage_s + 0.5)
     back_at = _now()
@@ -260,7 +259,6 @@ def database_outage(
     )
     if later:
         result.recovery_s = [(min(later) - back_at).total_seconds()]
-    _ = fault_at
     return result
 
 
