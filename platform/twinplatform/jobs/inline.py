@@ -46,7 +46,7 @@ def run_job_inline(
             stage_run = runnable[0]
             stage_name, stage_run_id = stage_run.stage, stage_run.id
             wait_reason = claimable_reason(
-                stage_run, job, utcnow(), detect_dead_holders=runtime.policy.detect_dead_local_holders
+                stage_run, job.state, utcnow(), detect_dead_holders=runtime.policy.detect_dead_local_holders
             )
             wait_until = _wait_until(stage_run)
         if wait_reason is not None:

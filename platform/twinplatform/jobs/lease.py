@@ -12,9 +12,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -36,10 +36,21 @@ class Claim:
     params: dict[str, Any]
 
 
-def claimable_reason(stage_run: StageRun, job: Job, now: datetime, *, detect_dead_holders: bool = True) -> str | None:
+class LeaseView(Protocol):
+    """What a claim decision reads of a stage run (an ORM row or a plain result row)."""
+
+    state: str
+    next_attempt_at: datetime | None
+    lease_expires_at: datetime | None
+    worker: str | None
+
+
+def claimable_reason(
+    stage_run: LeaseView, job_state: str, now: datetime, *, detect_dead_holders: bool = True
+) -> str | None:
     """None if the stage run can be claimed now, else why not (for logs and the inline driver)."""
-    if JobState(job.state) not in ACTIVE_JOB_STATES:
-        return f"job is {job.state}"
+    if JobState(job_state) not in ACTIVE_JOB_STATES:
+        return f"job is {job_state}"
     state = StageState(stage_run.state)
     if state is StageState.QUEUED:
         return None
@@ -104,78 +115,96 @@ def claim(
     Taking over from a dead worker counts a loss; at `max_worker_losses` the stage is failed instead, so a
     stage that kills its worker (out of memory, a segfault) does not loop forever. With `max_gpus`, a stage
     needing more GPUs than this worker holds is left for another worker.
+
+    NOTE: this runs once per stage on every worker, so it is written as plain statements (one read, two
+    compare-and-set updates, the event rows) rather than through ORM objects.
     """
     with sessions() as session, session.begin():
-        stage_run = session.get(StageRun, stage_run_id, options=[joinedload(StageRun.job)])
-        if stage_run is None or (max_gpus is not None and stage_run.resources_gpus > max_gpus):
+        row = session.execute(
+            select(
+                StageRun.state,
+                StageRun.attempt,
+                StageRun.worker,
+                StageRun.lost_count,
+                StageRun.started_at,
+                StageRun.lease_expires_at,
+                StageRun.next_attempt_at,
+                StageRun.resources_gpus,
+                StageRun.stage,
+                Job.id.label("job_id"),
+                Job.state.label("job_state"),
+                Job.twin_id,
+                Job.model,
+                Job.task,
+                Job.params,
+            )
+            .join(Job, Job.id == StageRun.job_id)
+            .where(StageRun.id == stage_run_id)
+        ).one_or_none()
+        if row is None or (max_gpus is not None and row.resources_gpus > max_gpus):
             return None
-        job = stage_run.job
         now = utcnow()
-        if claimable_reason(stage_run, job, now, detect_dead_holders=detect_dead_holders) is not None:
+        if claimable_reason(row, row.job_state, now, detect_dead_holders=detect_dead_holders) is not None:
             return None
-        previous_state, previous_attempt, previous_worker = (
-            stage_run.state,
-            stage_run.attempt,
-            stage_run.worker,
-        )
-        takeover = previous_state == StageState.RUNNING.value
-        if takeover and stage_run.lost_count + 1 >= max_worker_losses:
-            fail_lost_stage(session, stage_run, now, max_worker_losses)
+        takeover = row.state == StageState.RUNNING.value
+        if takeover and row.lost_count + 1 >= max_worker_losses:
+            fail_lost_stage(session, session.get_one(StageRun, stage_run_id), now, max_worker_losses)
             return None
-        values: dict[str, Any] = dict(
-            state=StageState.RUNNING.value,
-            attempt=previous_attempt + 1,
-            worker=worker,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            heartbeat_at=None,
-            started_at=stage_run.started_at or now,
-            finished_at=None,
-            progress=0.0,
-            progress_message="",
-            error_kind=None,
-            error_message=None,
-            lost_count=stage_run.lost_count + (1 if takeover else 0),
-        )
+        attempt = row.attempt + 1
         result = session.execute(
             update(StageRun)
-            .where(
-                StageRun.id == stage_run_id,
-                StageRun.attempt == previous_attempt,
-                StageRun.state == previous_state,
+            .where(StageRun.id == stage_run_id, StageRun.attempt == row.attempt, StageRun.state == row.state)
+            .values(
+                state=StageState.RUNNING.value,
+                attempt=attempt,
+                worker=worker,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+                heartbeat_at=None,
+                started_at=row.started_at or now,
+                finished_at=None,
+                progress=0.0,
+                progress_message="",
+                error_kind=None,
+                error_message=None,
+                lost_count=row.lost_count + (1 if takeover else 0),
             )
-            .values(**values)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return None
-        mirror_update(stage_run, values)
-        events.record(
+        ids = dict(twin_id=row.twin_id, job_id=row.job_id)
+        events.record_ids(
             session,
             "stage.state",
-            job=job,
-            stage_run=stage_run,
-            from_state=previous_state,
+            **ids,
+            stage_run_id=stage_run_id,
+            attempt=attempt,
+            from_state=row.state,
             to_state=StageState.RUNNING.value,
             worker=worker,
             message=(
-                f"attempt {previous_attempt + 1} took over from {previous_worker} whose lease expired"
+                f"attempt {attempt} took over from {row.worker} whose lease expired"
                 if takeover
-                else f"attempt {previous_attempt + 1} started"
+                else f"attempt {attempt} started"
             ),
         )
-        if job.state == JobState.QUEUED.value:
-            job.state = JobState.RUNNING.value
-            job.started_at = now
-            events.record(session, "job.state", job=job, from_state="queued", to_state="running")
+        started_job = session.execute(
+            update(Job)
+            .where(Job.id == row.job_id, Job.state == JobState.QUEUED.value)
+            .values(state=JobState.RUNNING.value, started_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if started_job.rowcount == 1:  # type: ignore[attr-defined]
+            events.record_ids(session, "job.state", **ids, from_state="queued", to_state="running")
         return Claim(
             stage_run_id=stage_run_id,
-            attempt=previous_attempt + 1,
-            job_id=job.id,
-            twin_id=job.twin_id,
-            model=job.model,
-            task=job.task,
-            stage=stage_run.stage,
-            params=dict(job.params or {}),
+            attempt=attempt,
+            job_id=row.job_id,
+            twin_id=row.twin_id,
+            model=row.model,
+            task=row.task,
+            stage=row.stage,
+            params=dict(row.params or {}),
         )
 
 
@@ -226,7 +255,10 @@ def end_attempt(
 ) -> StageRun | None:
     """Move this attempt's stage run from running to `to_state` (compare-and-set on the attempt) and log the
     transition; the loaded row (with its job) is returned, or None when the attempt no longer holds the lease."""
-    stage_run = session.get_one(StageRun, claim.stage_run_id, options=[joinedload(StageRun.job)])
+    # The job and all its stage runs come in the same query: completing a stage advances the job next.
+    stage_run = session.get_one(
+        StageRun, claim.stage_run_id, options=[joinedload(StageRun.job).joinedload(Job.stage_runs)]
+    )
     values = {"state": to_state.value, "lease_expires_at": None, **values}
     if not guarded_update(session, claim, extra_where=extra_where, **values):
         return None
