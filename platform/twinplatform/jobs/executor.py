@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from pipelines.base import Pipeline, Stage, StageContext
 from pipelines.registry import load_pipeline
@@ -170,17 +169,11 @@ def _db(runtime: Runtime, what: str, fn: Callable[[], Any]) -> Any:
 def _prepare(runtime: Runtime, held: Claim, pipeline: Pipeline, stage: Stage) -> _Prepared:
     """One read: an earlier attempt's unfinished commit, else the inputs, the skip reason, the fingerprint and
     the committed manifests that share it (their objects are checked in the store afterwards)."""
+    if held.commit_attempt is not None and held.commit_attempt != held.attempt:
+        return _Prepared(committed_earlier=dict(held.output_manifest or {}))
     with runtime.sessions() as session:
-        stage_run = session.get_one(StageRun, held.stage_run_id, options=[joinedload(StageRun.job)])
-        if stage_run.commit_attempt is not None and stage_run.commit_attempt != held.attempt:
-            return _Prepared(committed_earlier=dict(stage_run.output_manifest or {}))
         resolved = resolve_inputs(
-            session,
-            stage_run.job,
-            stage,
-            output_area=pipeline.output_area,
-            layout=runtime.layout,
-            backend=runtime.backend,
+            session, held, stage, output_area=pipeline.output_area, layout=runtime.layout, backend=runtime.backend
         )
         reason = stage.applies(set(resolved))
         if reason is not None:

@@ -7,15 +7,32 @@ the most recently ingested one is used; ties (same instant) go to the last key i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines.base import InputSpec, Source, Stage
 from storage_layout import Layout, Location
-from twinplatform.db.models import Asset, Job
+from twinplatform.db.models import Asset
 from twinplatform.errors import InputError
 from twinplatform.storage.base import StorageBackend
+
+
+class JobRef(Protocol):
+    """What input resolution needs to know of a job (a Claim carries it)."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def twin_id(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def params(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -26,7 +43,7 @@ class ResolvedInput:
 
 
 def resolve_inputs(
-    session: Session, job: Job, stage: Stage, *, output_area: str, layout: Layout, backend: StorageBackend
+    session: Session, job: JobRef, stage: Stage, *, output_area: str, layout: Layout, backend: StorageBackend
 ) -> dict[str, ResolvedInput]:
     """Map each available input name to its key and checksum; absent optional inputs are left out.
 
@@ -40,7 +57,7 @@ def resolve_inputs(
             resolved[spec.name] = found
         elif not spec.optional and spec.source is not Source.RAW:
             raise InputError(
-                f"stage {stage.name!r} of job {job.id} needs input {spec.name!r} "
+                f"stage {stage.name!r} of job {job.job_id} needs input {spec.name!r} "
                 f"({spec.source.value} {spec.relative or spec.kind}), which is not in the store: "
                 "run the task that produces it first"
             )
@@ -48,7 +65,7 @@ def resolve_inputs(
 
 
 def _resolve_one(
-    session: Session, job: Job, spec: InputSpec, *, output_area: str, layout: Layout, backend: StorageBackend
+    session: Session, job: JobRef, spec: InputSpec, *, output_area: str, layout: Layout, backend: StorageBackend
 ) -> ResolvedInput | None:
     if spec.source is Source.RAW:
         asset = session.scalars(

@@ -34,6 +34,8 @@ class Claim:
     task: str
     stage: str
     params: dict[str, Any]
+    commit_attempt: int | None = None  # an earlier attempt that committed and died before completing
+    output_manifest: dict[str, Any] | None = None
 
 
 class LeaseView(Protocol):
@@ -131,6 +133,8 @@ def claim(
                 StageRun.next_attempt_at,
                 StageRun.resources_gpus,
                 StageRun.stage,
+                StageRun.commit_attempt,
+                StageRun.output_manifest,
                 Job.id.label("job_id"),
                 Job.state.label("job_state"),
                 Job.twin_id,
@@ -205,6 +209,8 @@ def claim(
             task=row.task,
             stage=row.stage,
             params=dict(row.params or {}),
+            commit_attempt=row.commit_attempt,
+            output_manifest=row.output_manifest,
         )
 
 
