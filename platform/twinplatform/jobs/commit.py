@@ -27,9 +27,10 @@ from twinplatform.db.base import utcnow
 from twinplatform.db.models import Asset, StageRun
 from twinplatform.domain import StageState
 from twinplatform.errors import LeaseLost
+from twinplatform.jobs import events
 from twinplatform.jobs.dbretry import with_db_retry
-from twinplatform.jobs.lease import Claim, Heartbeat, end_attempt, guarded_update
-from twinplatform.jobs.progression import advance_job
+from twinplatform.jobs.lease import Claim, Heartbeat, guarded_update
+from twinplatform.jobs.progression import advance_after_success, advance_job
 from twinplatform.jobs.runtime import Runtime
 
 
@@ -134,27 +135,30 @@ def complete(
                     metrics=metrics,
                 )
                 extra_where.append(StageRun.commit_attempt.is_(None))
-            # The manifest names the attempt that committed it (this one, or an earlier one rolled forward).
-            data = {
-                "outputs": sorted(manifest["outputs"]),
-                "committed_by_attempt": manifest["attempt"],
-                "metrics": metrics,
-            }
-            stage_run = end_attempt(
-                session,
-                held,
-                StageState.SUCCEEDED,
-                message=message,
-                actor=runtime.worker_id,
-                extra_where=extra_where,
-                data=data,
-                **values,
-            )
-            if stage_run is None:
+            values.update(state=StageState.SUCCEEDED.value, lease_expires_at=None)
+            if not guarded_update(session, held, extra_where=extra_where, **values):
                 return None
+            # The manifest names the attempt that committed it (this one, or an earlier one rolled forward).
+            events.record_ids(
+                session,
+                "stage.state",
+                twin_id=held.twin_id,
+                job_id=held.job_id,
+                stage_run_id=held.stage_run_id,
+                attempt=held.attempt,
+                from_state=StageState.RUNNING.value,
+                to_state=StageState.SUCCEEDED.value,
+                worker=runtime.worker_id,
+                message=message,
+                data={
+                    "outputs": sorted(manifest["outputs"]),
+                    "committed_by_attempt": manifest["attempt"],
+                    "metrics": metrics,
+                },
+            )
             for relative, entry in manifest["outputs"].items():
                 _upsert_asset(session, held, pipeline.output_area, relative, entry)
-            return dispatched_next(session, stage_run)
+            return advance_after_success(session, job_id=held.job_id, twin_id=held.twin_id)
 
     return with_db_retry(transaction, tolerance_s=runtime.policy.db_outage_tolerance_s, what="completing a stage")
 

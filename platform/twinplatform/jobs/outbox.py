@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from twinplatform.db.base import utcnow
@@ -22,7 +22,30 @@ from twinplatform.db.models import Job, Outbox, StageRun
 
 def queue_for(stage_run: StageRun) -> str:
     """cpu for CPU stages; gpu-N for a stage that needs N GPUs (served by worker processes holding N GPUs)."""
-    return "cpu" if stage_run.resources_gpus <= 0 else f"gpu-{stage_run.resources_gpus}"
+    return queue_for_gpus(stage_run.resources_gpus)
+
+
+def queue_for_gpus(gpus: int) -> str:
+    return "cpu" if gpus <= 0 else f"gpu-{gpus}"
+
+
+def enqueue_ids(session: Session, *, job_id: str, stage_run_id: int, gpus: int, priority: int, reason: str) -> None:
+    """`enqueue` for a broker job from plain values (the stage-completion hot path holds no ORM objects)."""
+    pending = session.execute(
+        select(Outbox.id).where(Outbox.stage_run_id == stage_run_id, Outbox.sent_at.is_(None)).limit(1)
+    ).first()
+    if pending is None:
+        session.execute(
+            insert(Outbox).values(
+                stage_run_id=stage_run_id,
+                job_id=job_id,
+                queue=queue_for_gpus(gpus),
+                priority=priority,
+                reason=reason,
+                created_at=utcnow(),
+                send_attempts=0,
+            )
+        )
 
 
 def enqueue(

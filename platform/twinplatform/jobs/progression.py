@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from twinplatform.db.base import utcnow
@@ -40,6 +41,61 @@ def advance_job(session: Session, job: Job) -> list[StageRun]:
     if pending.state == StageState.QUEUED.value:
         outbox.enqueue(session, job, pending, reason="next")
     return [pending]
+
+
+def advance_after_success(session: Session, *, job_id: str, twin_id: str) -> bool:
+    """`advance_job` right after one of the job's stages succeeded, in plain statements (the per-stage hot path
+    of every worker); True when a next stage was written to the outbox.
+
+    NOTE: only the two common outcomes are handled here (the job is done, or the next stage is queued); anything
+    else (a failed stage, a final job) goes through `advance_job` on ORM objects, so the rules live there.
+    """
+    rows = session.execute(
+        select(
+            StageRun.id,
+            StageRun.state,
+            StageRun.resources_gpus,
+            Job.state.label("job_state"),
+            Job.executor,
+            Job.priority,
+        )
+        .join(Job, Job.id == StageRun.job_id)
+        .where(StageRun.job_id == job_id)
+        .order_by(StageRun.position)
+    ).all()
+    job_state = rows[0].job_state
+    if JobState(job_state).is_final or any(row.state == StageState.FAILED.value for row in rows):
+        advance_job(session, session.get_one(Job, job_id))
+        return False
+    pending = next((row for row in rows if StageState(row.state) not in DONE_STAGE_STATES), None)
+    if pending is None:
+        finished = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == job_state)
+            .values(state=JobState.SUCCEEDED.value, error_kind=None, error_message=None, finished_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if finished.rowcount == 1:  # type: ignore[attr-defined]
+            events.record_ids(
+                session,
+                "job.state",
+                twin_id=twin_id,
+                job_id=job_id,
+                from_state=job_state,
+                to_state=JobState.SUCCEEDED.value,
+            )
+        return False
+    if pending.state != StageState.QUEUED.value or rows[0].executor != "celery":
+        return False
+    outbox.enqueue_ids(
+        session,
+        job_id=job_id,
+        stage_run_id=pending.id,
+        gpus=pending.resources_gpus,
+        priority=rows[0].priority,
+        reason="next",
+    )
+    return True
 
 
 def cancel_job(session: Session, job: Job, reason: str) -> None:
