@@ -59,7 +59,9 @@ def test_unknown_twin_is_not_found(platform_cli: Platform, tmp_path: Path) -> No
 
 def test_show_lists_files_with_local_paths(platform_cli: Platform, tmp_path: Path) -> None:
     platform_cli("twin", "ingest", "alice", str(make_image(tmp_path / "p.png")), "--create")
+    platform_cli("twin", "ingest", "bob", str(make_audio(tmp_path / "b.wav", seconds=0.2)), "--create")
     shown = platform_cli.json("twin", "show", "alice")
+    assert (shown["twin_id"], shown["raw_files"]) == ("alice", 1)
     (asset,) = shown["assets"]
     assert asset["key"] == "raw/alice/image/p.png"
     assert Path(asset["local_path"]).read_bytes() == (tmp_path / "p.png").read_bytes()

@@ -7,6 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from tests.support.cli_harness import Platform
 from tests.support.cluster import Cluster, worker_log_tail
 from twinplatform.cli import context
 from twinplatform.cli.main import cli
@@ -51,10 +52,7 @@ def test_detach_returns_the_job_at_once_and_status_shows_it_later(cluster: Clust
     assert code == 0 and "requeued 0, failed 0, redispatched 0" in output
 
 
-def test_detach_needs_a_broker(platform_cli: object) -> None:
-    from tests.support.cli_harness import Platform
-
-    assert isinstance(platform_cli, Platform)
+def test_detach_needs_a_broker(platform_cli: Platform) -> None:
     result = platform_cli("run", "--twin-id", "x", "--task", "preprocess", "--detach", expect=5)
     assert "needs a broker" in result.output
 

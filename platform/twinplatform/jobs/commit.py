@@ -42,10 +42,6 @@ def output_location(held: Claim, pipeline: Pipeline, relative: str) -> Location:
     raise AssertionError(f"pipeline {pipeline.model}/{pipeline.task} has unknown output area {pipeline.output_area}")
 
 
-def scratch_prefix(runtime: Runtime, held: Claim) -> str:
-    return runtime.layout.key(Location.scratch(held.job_id, held.attempt, f"{held.stage}/x"))[: -len("x")]
-
-
 def upload_to_scratch(
     runtime: Runtime,
     held: Claim,

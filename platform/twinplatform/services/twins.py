@@ -77,16 +77,17 @@ class TwinSummary:
         }
 
 
-def list_twins(sessions: sessionmaker[Session]) -> list[TwinSummary]:
+def list_twins(sessions: sessionmaker[Session], *, only: str | None = None) -> list[TwinSummary]:
+    """Every twin's summary, or just the twin `only` (so showing one twin does not summarise them all)."""
     with sessions() as session:
-        counts = dict(
-            ((twin_id, area), count)
-            for twin_id, area, count in session.execute(
-                select(Asset.twin_id, Asset.area, func.count()).group_by(Asset.twin_id, Asset.area)
-            )
-        )
+        count_query = select(Asset.twin_id, Asset.area, func.count()).group_by(Asset.twin_id, Asset.area)
+        twin_query = select(Twin).order_by(Twin.id)
+        if only is not None:
+            count_query = count_query.where(Asset.twin_id == only)
+            twin_query = twin_query.where(Twin.id == only)
+        counts = {(twin_id, area): count for twin_id, area, count in session.execute(count_query)}
         summaries = []
-        for twin in session.scalars(select(Twin).order_by(Twin.id)):
+        for twin in session.scalars(twin_query):
             last_job = _last_job(session, twin.id)
             last_preprocess = _last_job(session, twin.id, task="preprocess")
             summaries.append(
@@ -186,7 +187,7 @@ def twin_details(
             )
             for a in assets
         ]
-    summary = next(s for s in list_twins(runtime.sessions) if s.twin_id == twin_id)
+    (summary,) = list_twins(runtime.sessions, only=twin_id)
     return TwinDetails(summary, views, job_rows)
 
 
