@@ -137,8 +137,11 @@ class Stage(Protocol):
 
     def run(self, context: StageContext) -> StageResult: ...
 
-    def applies(self, available_inputs: set[str]) -> str | None:
-        """Return None if the stage should run, or a reason to skip it (e.g. "no raw audio was ingested")."""
+    def applies(self, available_inputs: set[str], params: Mapping[str, Any] | None = None) -> str | None:
+        """Return None if the stage should run, or a reason to skip it (e.g. "no raw audio was ingested").
+
+        `available_inputs` are the names of the declared inputs found; `params` the job's stage parameters.
+        """
         ...
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipelines.base import (
     BadInput,
@@ -38,7 +40,7 @@ class CopyStage:
     def outputs(self) -> tuple[OutputSpec, ...]:
         return (OutputSpec(f"{self.name}/copy.bin"),)
 
-    def applies(self, available_inputs: set[str]) -> str | None:
+    def applies(self, available_inputs: set[str], params: Mapping[str, Any] | None = None) -> str | None:
         return None if "audio" in available_inputs else "no raw audio was ingested"
 
     def run(self, context: StageContext) -> StageResult:
@@ -77,7 +79,7 @@ class NoopStage:
     outputs: tuple[OutputSpec, ...] = ()
     resources: Resources = Resources()
 
-    def applies(self, available_inputs: set[str]) -> str | None:
+    def applies(self, available_inputs: set[str], params: Mapping[str, Any] | None = None) -> str | None:
         return None
 
     def run(self, context: StageContext) -> StageResult:

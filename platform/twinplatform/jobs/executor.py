@@ -133,7 +133,7 @@ def execute_stage(
             version=stage.version,
             fingerprint=fingerprint,
             params=stage_params,
-            inputs={name: {"key": item.key, "checksum": item.checksum} for name, item in resolved.items()},
+            inputs={name: {"key": item.key, "checksum": item.version} for name, item in resolved.items()},
         )
         metrics = dict(result.metrics, elapsed_s=round(elapsed_s, 3))
         message = result.message or "done"
@@ -175,11 +175,11 @@ def _prepare(runtime: Runtime, held: Claim, pipeline: Pipeline, stage: Stage) ->
         resolved = resolve_inputs(
             session, held, stage, output_area=pipeline.output_area, layout=runtime.layout, backend=runtime.backend
         )
-        reason = stage.applies(set(resolved))
+        reason = stage.applies(set(resolved), _stage_params(held.params))
         if reason is not None:
             return _Prepared(skip_reason=reason)
         fingerprint = input_fingerprint(
-            stage.name, stage.version, _stage_params(held.params), {n: item.checksum for n, item in resolved.items()}
+            stage.name, stage.version, _stage_params(held.params), {n: item.version for n, item in resolved.items()}
         )
         candidates = session.scalars(
             select(StageRun.output_manifest)

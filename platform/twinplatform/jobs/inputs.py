@@ -37,9 +37,18 @@ class JobRef(Protocol):
 
 @dataclass(frozen=True)
 class ResolvedInput:
+    """One input's object. `checksum` is its SHA-256, or None for an object another tool put in the store
+    without one (e.g. a checkpoint copied with `aws s3 cp`); `version` then stands in for it in fingerprints."""
+
     name: str
     key: str
-    checksum: str
+    checksum: str | None
+    unrecorded_version: str = ""
+
+    @property
+    def version(self) -> str:
+        """What identifies these bytes for skipping work: the checksum, else size and modification time."""
+        return self.checksum or self.unrecorded_version
 
 
 def resolve_inputs(
@@ -100,4 +109,7 @@ def _registered_or_stored(session: Session, name: str, key: str, backend: Storag
     info = backend.head(key)
     if info is None:
         return None
-    return ResolvedInput(name, key, info.checksum or "")
+    if info.checksum:
+        return ResolvedInput(name, key, info.checksum)
+    modified = info.modified_at.isoformat() if info.modified_at else "unknown"
+    return ResolvedInput(name, key, None, unrecorded_version=f"unrecorded:size={info.size_bytes}:modified={modified}")

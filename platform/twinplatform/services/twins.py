@@ -156,6 +156,24 @@ def local_path_resolver(runtime: Runtime) -> Callable[[str], Path | None]:
     return mirrored
 
 
+# Pictures a preprocess leaves for a person to look at (suffixes of processed keys), in the order they are shown.
+PREVIEW_SUFFIXES = ("/face/contact_sheet.png", "/flame/preview.png")
+
+
+def preview_pictures(runtime: Runtime, details: TwinDetails, *, fetch: bool) -> list[tuple[str, Path | None]]:
+    """(key, local path) of the twin's preview pictures; with `fetch`, pictures only in a remote store are
+    downloaded into the mirror first so a viewer can open them."""
+    found: list[tuple[str, Path | None]] = []
+    for suffix in PREVIEW_SUFFIXES:
+        for asset in details.assets:
+            if asset.area == "processed" and asset.key.endswith(suffix):
+                path = asset.local_path
+                if path is None and fetch:
+                    path = runtime.mirror.fetch(asset.key, asset.checksum).path
+                found.append((asset.key, path))
+    return found
+
+
 def twin_details(
     runtime: Runtime, twin_id: str, local_path_for: Callable[[str], Path | None] | None = None
 ) -> TwinDetails:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,12 +127,14 @@ def list_command(as_json: bool) -> None:
 @click.option("--open", "open_files", is_flag=True, help="Open the twin's preview pictures with the desktop viewer.")
 def show(twin_id: str, as_json: bool, open_files: bool) -> None:
     """Show a twin: its files in the store (with local paths) and its recent jobs."""
-    from twinplatform.services.twins import local_path_resolver, twin_details
+    from twinplatform.services.twins import local_path_resolver, preview_pictures, twin_details
 
     runtime = context.runtime()
     details = twin_details(runtime, twin_id, local_path_for=local_path_resolver(runtime))
+    pictures = preview_pictures(runtime, details, fetch=open_files)
     if as_json:
-        echo_json(details.as_json())
+        listed = [{"key": key, "local_path": str(path) if path else None} for key, path in pictures]
+        echo_json(details.as_json() | {"pictures": listed})
         return
     summary = details.summary
     click.echo(f"twin {summary.twin_id}" + (f" ({summary.display_name})" if summary.display_name else ""))
@@ -147,14 +150,24 @@ def show(twin_id: str, as_json: bool, open_files: bool) -> None:
     click.echo("jobs:")
     for job in details.jobs:
         click.echo(f"  {job['job_id'][:12]}  {job['task']:<16} {state_text(job['state'])}  {short(job['error'], 60)}")
-    if open_files:
-        pictures = [a.local_path for a in details.assets if a.local_path and a.local_path.suffix in (".png", ".jpg")]
-        if not pictures:
-            click.echo("no pictures to open yet")
-        opener = "open" if sys.platform == "darwin" else "xdg-open"
-        for picture in pictures:
-            click.echo(f"opening {picture}")
-            subprocess.run([opener, str(picture)], check=False)
+    click.echo("pictures:")
+    if not pictures:
+        click.echo("  none yet: `platform run --twin-id TWIN --task preprocess` draws them")
+    for key, path in pictures:
+        click.echo(f"  {key}" + (f"  -> {path}" if path else "  (not on this machine: --open fetches it)"))
+    if open_files and pictures:
+        _open_pictures([path for _, path in pictures if path is not None])
+
+
+def _open_pictures(paths: list[Path]) -> None:
+    """Hand the pictures to the desktop's viewer; on a machine without one, say so (the paths are printed above)."""
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    if shutil.which(opener) is None:
+        click.echo(f"no picture viewer here ({opener} not found): open the paths above on a machine with a screen")
+        return
+    for path in paths:
+        click.echo(f"opening {path}")
+        subprocess.run([opener, str(path)], check=False)
 
 
 @twin.command("rm")
