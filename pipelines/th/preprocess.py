@@ -21,19 +21,16 @@ from pipelines.base import (
     Pipeline,
     Resources,
     Source,
+    Stage,
     StageContext,
     StageResult,
 )
 from pipelines.media.ffmpeg_tool import FractionCallback
 from pipelines.media.normalize import extract_audio, normalize_audio, normalize_image, normalize_video
+from pipelines.th.outputs import AUDIO_WAV, IMAGE_PNG, VIDEO_AUDIO_WAV, VIDEO_MP4
 
 DEFAULT_FPS = 25
 DEFAULT_SAMPLE_RATE_HZ = 16000
-
-AUDIO_WAV = "audio/audio.wav"
-VIDEO_MP4 = "video/video.mp4"
-VIDEO_AUDIO_WAV = "video/audio.wav"
-IMAGE_PNG = "image/image.png"
 
 
 class _RawMediaStage:
@@ -45,7 +42,7 @@ class _RawMediaStage:
     outputs: tuple[OutputSpec, ...]
     resources = Resources(gpus=0)
 
-    def applies(self, available_inputs: set[str]) -> str | None:
+    def applies(self, available_inputs: set[str], params: Mapping[str, Any] | None = None) -> str | None:
         kind = self.inputs[0].name
         return None if kind in available_inputs else f"no raw {kind} was ingested"
 
@@ -58,8 +55,8 @@ class AudioStage(_RawMediaStage):
 
     name = "audio"
     version = "1"
-    inputs = (InputSpec("audio", Source.RAW, kind="audio"),)
-    outputs = (OutputSpec(AUDIO_WAV),)
+    inputs: tuple[InputSpec, ...] = (InputSpec("audio", Source.RAW, kind="audio"),)
+    outputs: tuple[OutputSpec, ...] = (OutputSpec(AUDIO_WAV),)
 
     def run(self, context: StageContext) -> StageResult:
         sample_rate_hz = _sample_rate_hz(context.params)
@@ -99,8 +96,8 @@ class VideoStage(_RawMediaStage):
 
     name = "video"
     version = "1"
-    inputs = (InputSpec("video", Source.RAW, kind="video"),)
-    outputs = (OutputSpec(VIDEO_MP4), OutputSpec(VIDEO_AUDIO_WAV, optional=True))
+    inputs: tuple[InputSpec, ...] = (InputSpec("video", Source.RAW, kind="video"),)
+    outputs: tuple[OutputSpec, ...] = (OutputSpec(VIDEO_MP4), OutputSpec(VIDEO_AUDIO_WAV, optional=True))
 
     def run(self, context: StageContext) -> StageResult:
         fps = _fps(context.params)
@@ -164,8 +161,8 @@ class ImageStage(_RawMediaStage):
 
     name = "image"
     version = "1"
-    inputs = (InputSpec("image", Source.RAW, kind="image"),)
-    outputs = (OutputSpec(IMAGE_PNG),)
+    inputs: tuple[InputSpec, ...] = (InputSpec("image", Source.RAW, kind="image"),)
+    outputs: tuple[OutputSpec, ...] = (OutputSpec(IMAGE_PNG),)
 
     def run(self, context: StageContext) -> StageResult:
         context.progress(0.0, "converting image")
@@ -189,12 +186,13 @@ class ImageStage(_RawMediaStage):
 
 
 def build_pipeline() -> Pipeline:
-    return Pipeline(
-        model="th",
-        task="preprocess",
-        output_area="processed",
-        stages=(AudioStage(), VideoStage(), ImageStage()),
-    )
+    # NOTE: imported here so that loading the media stages does not pull in OpenCV, mediapipe and torch.
+    from pipelines.th.crops_stage import CropsStage
+    from pipelines.th.flame_stage import FlameStage
+    from pipelines.th.landmarks_stage import LandmarksStage
+
+    stages: tuple[Stage, ...] = (AudioStage(), VideoStage(), ImageStage(), LandmarksStage(), CropsStage(), FlameStage())
+    return Pipeline(model="th", task="preprocess", output_area="processed", stages=stages)
 
 
 def _reporter(context: StageContext, start: float, end: float, message: str) -> FractionCallback:

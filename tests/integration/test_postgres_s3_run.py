@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.media.synthetic import make_audio, make_image, make_video
+from pipelines.media.synthetic import make_audio, make_face_image, make_face_video
 from tests.support.cli_harness import Platform
 from tests.support.media_checks import check_cfr_h264, check_wav_16k_mono
 from tests.support.s3_fixtures import MotoBucket
@@ -17,6 +17,16 @@ pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
 SEED_KEYS = [
     "processed/alice/preprocessed/th/audio/audio.wav",
+    "processed/alice/preprocessed/th/face/contact_sheet.png",
+    "processed/alice/preprocessed/th/face/crops/image_256.png",
+    "processed/alice/preprocessed/th/face/crops/image_512.png",
+    "processed/alice/preprocessed/th/face/crops/image_transforms.npz",
+    "processed/alice/preprocessed/th/face/crops/video_256.mp4",
+    "processed/alice/preprocessed/th/face/crops/video_512.mp4",
+    "processed/alice/preprocessed/th/face/crops/video_transforms.npz",
+    "processed/alice/preprocessed/th/face/image_landmarks.npz",
+    "processed/alice/preprocessed/th/face/quality.json",
+    "processed/alice/preprocessed/th/face/video_landmarks.npz",
     "processed/alice/preprocessed/th/image/image.png",
     "processed/alice/preprocessed/th/video/audio.wav",
     "processed/alice/preprocessed/th/video/video.mp4",
@@ -47,9 +57,9 @@ def _ingest(production: Platform, tmp_path: Path) -> None:
         "ingest",
         "alice",
         "--create",
-        str(make_video(uploads / "clip.mp4", seconds=2)),
+        str(make_face_video(uploads / "clip.mp4", seconds=2)),
         str(make_audio(uploads / "voice.wav", seconds=1.0)),
-        str(make_image(uploads / "photo.jpg")),
+        str(make_face_image(uploads / "photo.jpg")),
     )
 
 
@@ -74,7 +84,8 @@ def test_preprocess_leaves_exactly_the_seed_keys_readable_by_any_client(
         local = tmp_path / "check" / key
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_bytes(body)
-    assert check_cfr_h264(tmp_path / "check" / SEED_KEYS[3]) == 50
+    assert check_cfr_h264(tmp_path / "check" / "processed/alice/preprocessed/th/video/video.mp4") == 50
+    assert check_cfr_h264(tmp_path / "check" / "processed/alice/preprocessed/th/face/crops/video_512.mp4") == 50
     assert abs(check_wav_16k_mono(tmp_path / "check" / SEED_KEYS[0]) - 1.0) < 0.01
     jobs = production.json("jobs", "ls")
     assert [job["state"] for job in jobs] == ["succeeded"]

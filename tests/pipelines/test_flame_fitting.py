@@ -11,7 +11,6 @@ them (loosely). With the real FLAME basis the first components do carry head siz
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -22,92 +21,15 @@ from pipelines.th.flame import FlameLandmarks, FlameLayer, FlameModelData, Landm
 from pipelines.th.flame.camera import project, write_obj
 from pipelines.th.flame.fitting import FitConfig, FitResult, fit_flame, reproject
 from pipelines.th.flame.rotation import axis_angle_to_matrix
+from tests.support.flame_files import NUM_EXPRESSION, NUM_SHAPE, tiny_head
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-ROWS, COLS, NUM_SHAPE, NUM_EXPRESSION, NUM_BINS = 10, 12, 6, 4, 79
 TRUE_SHAPE = np.array([1.5, -1.0, 0.8, 0.0, 0.5, -0.7])
 TRUE_EXPRESSION = np.array([[0.8, -0.5, 0.0, 0.3], [-0.6, 0.4, 0.7, 0.0], [0.0, 0.9, -0.4, -0.5], [0.5, 0.0, 0.3, 0.8]])
 TRUE_ROTATION = np.array([[0.10, 0.25, 0.02], [-0.05, -0.20, 0.0], [0.15, 0.05, -0.05], [0.0, 0.30, 0.05]])  # rad
 TRUE_JAW = np.array([0.15, 0.25, 0.05, 0.30])  # jaw opening about x, radians (9-17 degrees)
 TRUE_CAMERA = np.array([[1500.0, 256.0, 240.0], [1400.0, 270.0, 250.0], [1600.0, 250.0, 260.0], [1550.0, 240.0, 255.0]])
-
-
-def _cell(row: int, col: int) -> int:
-    return 2 * (row * (COLS - 1) + col)  # first of the two triangles of grid cell (row, col)
-
-
-def tiny_head() -> tuple[FlameModelData, LandmarkEmbedding]:
-    rng = np.random.default_rng(7)
-    azimuth, elevation = np.meshgrid(np.linspace(-1.2, 1.2, COLS), np.linspace(-0.9, 0.9, ROWS))
-    template = np.stack(
-        [
-            0.075 * np.sin(azimuth) * np.cos(elevation),
-            0.10 * np.sin(elevation),
-            0.09 * np.cos(azimuth) * np.cos(elevation) + 0.02 * np.exp(-(azimuth**2 + elevation**2) / 0.1),
-        ],
-        axis=-1,
-    ).reshape(-1, 3)
-    index = np.arange(ROWS * COLS).reshape(ROWS, COLS)
-    faces = []
-    for row in range(ROWS - 1):
-        for col in range(COLS - 1):
-            a, b, c, d = index[row, col], index[row, col + 1], index[row + 1, col], index[row + 1, col + 1]
-            faces += [[a, b, c], [b, d, c]]
-    num_vertices = len(template)
-
-    # Blendshapes: quadratic fields, orthogonalised against similarity motions of the template and each other.
-    x, y, z = (template / 0.1).T
-    features = np.stack([np.ones_like(x), x, y, z, x * x, y * y, z * z, x * y, y * z, x * z], axis=1)
-    centred = template - template.mean(0)
-    motions = [np.tile(np.eye(3)[axis], (num_vertices, 1)) for axis in range(3)] + [centred]
-    motions += [np.cross(np.eye(3)[axis], centred) for axis in range(3)]
-    motions += [np.outer(centred[:, col], np.eye(3)[row]) for row in range(3) for col in range(3) if row != col]
-    motions += [np.outer(centred[:, axis], np.eye(3)[axis]) for axis in range(2)]
-    fields = [features @ rng.normal(size=(10, 3)) for _ in range(NUM_SHAPE + NUM_EXPRESSION)]
-    basis, _ = np.linalg.qr(np.stack([m.reshape(-1) for m in motions + fields], axis=1))
-    shapedirs = basis[:, len(motions) :].reshape(num_vertices, 3, -1) * 0.004 * math.sqrt(num_vertices)
-
-    # Joints: root = mean vertex, neck = bottom row, jaw hinge = mean of the two outer columns low down, eyes.
-    regressor = np.zeros((5, num_vertices))
-    regressor[0] = 1.0
-    regressor[1, index[0]] = 1.0
-    regressor[2, index[2:5, [0, -1]].reshape(-1)] = 1.0
-    regressor[3, index[6, 3:5]] = 1.0
-    regressor[4, index[6, 7:9]] = 1.0
-    jaw = 1 / (1 + np.exp((template[:, 1] + 0.03) / 0.01)) * (np.abs(azimuth.reshape(-1)) < 0.9)
-    weights = np.stack([1 - jaw, 0 * jaw, jaw, 0 * jaw, 0 * jaw], axis=1)
-
-    def frozen(array: object, dtype: type = np.float32) -> np.ndarray:
-        result: np.ndarray = np.ascontiguousarray(array, dtype=dtype)
-        result.flags.writeable = False
-        return result
-
-    data = FlameModelData(
-        v_template=frozen(template),
-        shapedirs=frozen(shapedirs),
-        num_shape_components=NUM_SHAPE,
-        posedirs=frozen(rng.normal(size=(num_vertices, 3, 36)) * 1e-4),
-        J_regressor=frozen(regressor / regressor.sum(1, keepdims=True)),
-        kintree_table=frozen([[-1, 0, 1, 1, 1], [0, 1, 2, 3, 4]], np.int64),
-        weights=frozen(weights),
-        faces=frozen(faces, np.int64),
-        source="tiny-head",
-    )
-    # Landmarks: eyebrows/eyes/nose (iBUG 17-47) on the upper face, mouth (iBUG 48-67) on the jaw-driven lower
-    # face, jaw contour (iBUG 0-16) along a U from the sides to the chin (the same faces in every yaw bin).
-    upper = [_cell(row, col) for row in range(4, 9) for col in range(2, 9)]
-    lower = [_cell(row, col) + half for row in range(1, 4) for col in range(3, 8) for half in (0, 1)]
-    static = np.concatenate([rng.choice(upper, 31, replace=False), rng.choice(lower, 20, replace=False)])
-    columns = np.round(np.linspace(0, COLS - 2, 17)).astype(int)
-    contour = np.array([_cell(round(5 * abs(col - 5) / 5), col) for col in columns])
-    embedding = LandmarkEmbedding(
-        static_faces=static.astype(np.int64),
-        static_barycentric=rng.dirichlet(np.ones(3), 51).astype(np.float32),
-        contour_faces=np.tile(contour, (NUM_BINS, 1)).astype(np.int64),
-        contour_barycentric=np.tile(rng.dirichlet(np.ones(3), 17), (NUM_BINS, 1, 1)).astype(np.float32),
-    )
-    return data, embedding
 
 
 Head = tuple[FlameModelData, FlameLayer, FlameLandmarks]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from pipelines.th.flame import (
     read_ringnet_embedding,
     vertices_to_landmarks,
 )
+from tests.support.flame_files import write_deca_file, write_ringnet_files
 
 NUM_VERTICES, NUM_BINS = 40, 79
 FACES = np.array([[i, (i + 1) % NUM_VERTICES, (i + 2) % NUM_VERTICES] for i in range(NUM_VERTICES)], dtype=np.int64)
@@ -48,34 +48,6 @@ def yaw_pose(global_yaw_deg: float, neck_yaw_deg: float = 0.0) -> torch.Tensor:
     pose[0, 1] = math.radians(global_yaw_deg)
     pose[0, 4] = math.radians(neck_yaw_deg)
     return pose
-
-
-def write_ringnet_files(folder: Path, arrays: dict[str, np.ndarray]) -> tuple[Path, Path]:
-    static_path = folder / "flame_static_embedding.pkl"
-    static = {
-        "lmk_face_idx": arrays["static_faces"].astype(np.uint32),
-        "lmk_b_coords": arrays["static_barycentric"].astype(np.float64),
-    }
-    static_path.write_bytes(pickle.dumps(static, protocol=0))
-    dynamic_path = folder / "flame_dynamic_embedding.npy"
-    dynamic = {
-        "lmk_face_idx": [[int(index) for index in row] for row in arrays["contour_faces"]],
-        "lmk_b_coords": [np.asarray(rows, dtype=np.float64) for rows in arrays["contour_barycentric"]],
-    }
-    np.save(dynamic_path, np.array(dynamic, dtype=object), allow_pickle=True)
-    return static_path, dynamic_path
-
-
-def write_deca_file(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    content = {
-        "static_lmk_faces_idx": arrays["static_faces"].astype(np.int64),
-        "static_lmk_bary_coords": arrays["static_barycentric"].astype(np.float64),
-        "dynamic_lmk_faces_idx": torch.tensor(arrays["contour_faces"], dtype=torch.int64),
-        "dynamic_lmk_bary_coords": torch.tensor(arrays["contour_barycentric"], dtype=torch.float32),
-        "full_lmk_faces_idx": np.zeros((1, 68), dtype=np.int64),
-        "full_lmk_bary_coords": np.zeros((1, 68, 3), dtype=np.float32),
-    }
-    np.save(path, np.array(content, dtype=object), allow_pickle=True)
 
 
 def assert_embedding_equals(embedding: LandmarkEmbedding, arrays: dict[str, np.ndarray]) -> None:

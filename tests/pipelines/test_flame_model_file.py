@@ -9,10 +9,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import subprocess
 import sys
-import types
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import pytest
 from pipelines.base import BadInput, MissingWeights
 from pipelines.th.flame import load_flame_model
 from pipelines.th.flame.pickle_compat import UnsafePickle, load_pickle
+from tests.support.flame_files import fake_modules, write_flame_pickle
 
 NUM_VERTICES, NUM_JOINTS, NUM_SHAPE, NUM_EXPRESSION = 40, 5, 6, 4
 
@@ -45,70 +44,6 @@ def tiny_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-@contextmanager
-def fake_modules(**classes: type) -> Iterator[None]:
-    """Install throwaway modules (name -> class placed in it) for pickling, then remove them again."""
-    saved = {name: sys.modules.get(name) for name in _parents_of(classes)}
-    try:
-        for module_name in _parents_of(classes):
-            sys.modules[module_name] = types.ModuleType(module_name)
-        for dotted, cls in classes.items():
-            module_name, _, attribute = dotted.rpartition(".")
-            cls.__module__ = module_name
-            cls.__qualname__ = attribute
-            setattr(sys.modules[module_name], attribute, cls)
-        yield
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
-def _parents_of(classes: dict[str, type]) -> list[str]:
-    names: list[str] = []
-    for dotted in classes:
-        parts = dotted.split(".")[:-1]
-        for end in range(1, len(parts) + 1):
-            if ".".join(parts[:end]) not in names:
-                names.append(".".join(parts[:end]))
-    return names
-
-
-class FakeCh:
-    """Pickles like chumpy's `Ch`: its state dict holds the value under `x` (plus chumpy bookkeeping)."""
-
-    def __init__(self, value: np.ndarray) -> None:
-        self.x = value
-        self._dirty_vars: set[str] = set()
-        self.label = None
-
-
-class FakeCsc:
-    """Pickles like scipy's csc_matrix (state: data, indices, indptr, _shape, maxprint)."""
-
-    def __init__(self, dense: np.ndarray) -> None:
-        rows, cols = np.nonzero(dense.T)  # column-major order: rows here are columns
-        self.data = dense.T[rows, cols]
-        self.indices = cols.astype(np.int32)
-        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=dense.shape[1]))]).astype(np.int32)
-        self._shape = dense.shape
-        self.maxprint = 50
-
-
-def write_flame_pickle(path: Path, arrays: dict[str, np.ndarray], protocol: int = 2) -> None:
-    """A FLAME-format pickle: shapedirs as a fake chumpy Ch, J_regressor as a fake scipy csc matrix."""
-    with fake_modules(**{"chumpy.ch.Ch": FakeCh, "scipy.sparse._csc.csc_matrix": FakeCsc}):
-        content: dict[str, Any] = dict(arrays)
-        content["shapedirs"] = FakeCh(arrays["shapedirs"])
-        content["J_regressor"] = FakeCsc(arrays["J_regressor"])
-        content["bs_style"] = "lbs"
-        content["bs_type"] = "lrotmin"
-        path.write_bytes(pickle.dumps(content, protocol=protocol))
-    assert "chumpy" not in sys.modules and "scipy" not in sys.modules
-
-
 @pytest.mark.parametrize("protocol", [0, 2])
 def test_round_trip_without_chumpy_or_scipy(tmp_path: Path, protocol: int) -> None:
     arrays = tiny_arrays()
@@ -130,6 +65,28 @@ def test_round_trip_without_chumpy_or_scipy(tmp_path: Path, protocol: int) -> No
     assert (data.num_shape_components, data.num_expression_components) == (NUM_SHAPE, NUM_EXPRESSION)
     assert data.parents == (-1, 0, 1, 1, 1)
     assert not data.v_template.flags.writeable
+
+
+def test_loading_needs_neither_chumpy_nor_scipy(tmp_path: Path) -> None:
+    """In a fresh interpreter where importing chumpy or scipy fails, the file still loads."""
+    path = tmp_path / "generic_model.pkl"
+    write_flame_pickle(path, tiny_arrays())
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('chumpy', 'scipy'):\n"
+        "            raise ImportError(f'{name} is blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from pathlib import Path\n"
+        "from pipelines.th.flame import load_flame_model\n"
+        f"data = load_flame_model(Path({str(path)!r}), num_shape_components={NUM_SHAPE})\n"
+        "assert 'scipy' not in sys.modules and 'chumpy' not in sys.modules\n"
+        "print(data.num_vertices)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == str(NUM_VERTICES)
 
 
 def test_sparse_stand_in_sums_duplicates_and_handles_csr() -> None:

@@ -40,10 +40,14 @@ def test_pipeline_shape() -> None:
     pipeline = build_pipeline()
 
     assert (pipeline.model, pipeline.task, pipeline.output_area) == ("th", "preprocess", "processed")
-    assert [stage.name for stage in pipeline.stages] == ["audio", "video", "image"]
+    names = ["audio", "video", "image", "landmarks", "crops", "flame"]
+    assert [stage.name for stage in pipeline.stages] == names
     pipeline.validate()
-    assert [stage.name for stage in load_pipeline("th", "preprocess").stages] == ["audio", "video", "image"]
+    assert [stage.name for stage in load_pipeline("th", "preprocess").stages] == names
     for stage in pipeline.stages:
+        assert stage.version == "1"
+        assert stage.resources.gpus == 0 and stage.resources.queue == "cpu"
+    for stage in pipeline.stages[:3]:
         assert stage.version == "1"
         assert stage.resources.gpus == 0 and stage.resources.queue == "cpu"
         (spec,) = stage.inputs
