@@ -9,9 +9,13 @@ It fits one identity shared by every usable frame of the video (and the photo), 
 pose and a weak-perspective camera (`flame.fitting`). Outputs: `flame/params.npz` (per-frame parameters and fitting
 error), `flame/neutral.obj` (the identity mesh, metres), `flame/preview.png` (a frame with the fitted mesh over it).
 
-Parameters: `flame` ("auto" (default): fit when a model is in the store, else skip naming the key; "required":
-a missing model fails the job as weights_missing; "off": never fit), `flame_model` ("generic" (default), "female" or "male"), `flame_shape` (100) and `flame_expression`
-(50) component counts (capped at what the file has), `flame_iterations` ({"rigid": 60, "full": 300}).
+Parameters:
+    flame              "auto" (default): fit when a model is in the store, else skip naming the key;
+                       "required": a missing model fails the job as weights_missing; "off": never fit
+    flame_model        "generic" (default), "female" or "male"
+    flame_shape        identity components (100), capped at what the file has
+    flame_expression   expression components (50), capped likewise
+    flame_iterations   {"rigid": 60, "full": 300}
 """
 
 from __future__ import annotations

@@ -177,11 +177,12 @@ def _analyse_video(
     }
     landmarks = _landmarks_record(track, smoothed, measures, report, fps, width, height, backend_name)
     tiles = [
-        SheetTile(
-            image=samples[index],
-            points=None if not track.found[index] else smoothed[index],
-            label=f"#{index} {index / fps:.2f}s {report.reasons[index]}",
-            ok=bool(report.usable[index]),
+        _tile(
+            samples[index],
+            smoothed[index] if track.found[index] else None,
+            track.boxes[index],
+            f"#{index} {index / fps:.2f}s {report.reasons[index]}",
+            bool(report.usable[index]),
         )
         for index in sorted(samples)
     ]
@@ -231,13 +232,24 @@ def _analyse_image(
     report = assess(track, measures, thresholds, fps=1.0, source=files.IMAGE_PNG)
     landmarks = _landmarks_record(track, track.points, measures, report, 0.0, width, height, backend_name)
     found = bool(track.found[0])
-    tile = SheetTile(
-        image=image,
-        points=track.points[0] if found else None,
-        label=f"photo {report.reasons[0]}",
-        ok=bool(report.usable[0]),
+    tile = _tile(
+        image, track.points[0] if found else None, track.boxes[0], f"photo {report.reasons[0]}", bool(report.usable[0])
     )
     return _Analysis(landmarks, report, [tile], None)
+
+
+def _tile(frame: np.ndarray, points: np.ndarray | None, box: np.ndarray, label: str, ok: bool) -> SheetTile:
+    """A contact-sheet tile zoomed on the face (a square 2.5 face boxes wide), so the points can be judged even
+    when the face is small in the frame; the whole frame when there is no face."""
+    if points is None or not np.isfinite(box).all():
+        return SheetTile(image=frame, points=None, label=label, ok=ok)
+    height, width = frame.shape[:2]
+    side = int(min(max(height, width), 2.5 * max(box[2] - box[0], box[3] - box[1])))
+    side = min(side, height, width)
+    x0 = int(np.clip((box[0] + box[2]) / 2 - side / 2, 0, width - side))
+    y0 = int(np.clip((box[1] + box[3]) / 2 - side / 2, 0, height - side))
+    zoomed = np.ascontiguousarray(frame[y0 : y0 + side, x0 : x0 + side])
+    return SheetTile(image=zoomed, points=points - np.array([x0, y0], dtype=points.dtype), label=label, ok=ok)
 
 
 def _measure_single(image: np.ndarray, track: FaceTrack) -> tuple[FrameMeasures, None]:
