@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from pipelines.base import Pipeline
 
 PIPELINES: dict[tuple[str, str], str] = {
     ("th", "preprocess"): "pipelines.th.preprocess:build_pipeline",
+    ("th", "inference"): "pipelines.th.inference:build_pipeline",
 }
+
+
+# model -> "module:function" that checks one model file (`platform models verify`), imported lazily.
+VERIFIERS: dict[str, str] = {
+    "th": "pipelines.th.neural.verify:inspect_file",
+}
+# Folders under common/{model}/ that hold the model's files, checked when no file is named.
+MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
+    "th": ("checkpoints/", "flame/", "face_alignment/"),
+}
+
+
+def load_verifier(model: str) -> Any:
+    """The file checker of `model`; KeyError names the models that have one."""
+    try:
+        target = VERIFIERS[model]
+    except KeyError:
+        raise KeyError(f"no model file checker for {model!r}; known: {', '.join(sorted(VERIFIERS))}") from None
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def register_pipeline(model: str, task: str, target: str) -> None:

@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "worker": ("twinplatform.cli.commands.worker:worker", "Run Celery worker nodes (one per GPU) and a reaper."),
     "reaper": ("twinplatform.cli.commands.reaper:reaper", "Re-dispatch stages whose worker died."),
+    "models": ("twinplatform.cli.commands.models:models", "Check model files (checkpoints, FLAME) before a run."),
     "demo": (
         "twinplatform.cli.commands.demo:demo",
         "Make a demo twin from generated media and preprocess it.",
