@@ -52,6 +52,7 @@ class Source(str, enum.Enum):
     PROCESSED = "processed"  # a file a previous preprocess stage of the same model wrote
     REQUEST = "request"  # a file given with the run request (e.g. --audio for inference)
     COMMON = "common"  # a shared model file under common/{model}/
+    OUTPUT = "output"  # a file an earlier stage of the same job wrote (e.g. inference's normalised audio)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class InputSpec:
     """One input of a stage.
 
     `name` is the key under which the local path appears in `StageContext.inputs`. For RAW, `kind` is the media
-    folder (audio|image|video); for PROCESSED and COMMON, `relative` is the file's relative name.
+    folder (audio|image|video); for PROCESSED, COMMON and OUTPUT, `relative` is the file's relative name.
     An optional input that is absent is simply missing from `StageContext.inputs`.
     """
 
@@ -169,11 +170,9 @@ class Pipeline:
                 raise ValueError(f"stage name {stage.name!r} repeats in {self.model}/{self.task}")
             seen.add(stage.name)
             for spec in stage.inputs:
-                if (
-                    spec.source is Source.PROCESSED
-                    and self.output_area == "processed"
-                    and spec.relative not in produced
-                    and not spec.optional
-                ):
+                own_output = spec.source is Source.OUTPUT or (
+                    spec.source is Source.PROCESSED and self.output_area == "processed"
+                )
+                if own_output and spec.relative not in produced and not spec.optional:
                     raise ValueError(f"stage {stage.name!r} reads {spec.relative!r}, which no earlier stage writes")
             produced.update(out.relative for out in stage.outputs)

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     pipeline_plugins: str = Field(
         "", description="comma-separated 'module:function' hooks that register extra pipelines at start-up"
     )
+    engine: str = Field("neural", description="inference engine when a run names none (neural|classical)")
 
     @classmethod
     def settings_customise_sources(

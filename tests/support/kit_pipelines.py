@@ -86,6 +86,43 @@ class NoopStage:
         return StageResult(outputs=[])
 
 
+@dataclass
+class RequestCopyStage:
+    """inference-style: copies the request's `audio` (first stage) or the previous stage's output (`source`)."""
+
+    name: str
+    source: str | None = None  # relative name of an earlier stage's output, or None for the request file
+    version: str = "1"
+    resources: Resources = Resources()
+
+    @property
+    def inputs(self) -> tuple[InputSpec, ...]:
+        if self.source is None:
+            return (InputSpec("audio", Source.REQUEST),)
+        return (InputSpec("audio", Source.OUTPUT, relative=self.source),)
+
+    @property
+    def outputs(self) -> tuple[OutputSpec, ...]:
+        return (OutputSpec(f"{self.name}/audio.bin"),)
+
+    def applies(self, available_inputs: set[str], params: Mapping[str, Any] | None = None) -> str | None:
+        return None
+
+    def run(self, context: StageContext) -> StageResult:
+        out = context.output_path(f"{self.name}/audio.bin")
+        shutil.copyfile(context.inputs["audio"], out)
+        return StageResult(outputs=[f"{self.name}/audio.bin"], message=f"engine={context.params.get('engine')}")
+
+
+def build_inference_pipeline() -> Pipeline:
+    return Pipeline(
+        model="kit",
+        task="inference",
+        output_area="inference",
+        stages=(RequestCopyStage("take"), RequestCopyStage("echo", source="take/audio.bin")),
+    )
+
+
 def build_noop_pipeline() -> Pipeline:
     return Pipeline(model="kit", task="noop", output_area="processed", stages=(NoopStage(),))
 
@@ -113,3 +150,4 @@ def register() -> None:
     register_pipeline("kit", "preprocess", "tests.support.kit_pipelines:build_pipeline")
     register_pipeline("kit", "noop", "tests.support.kit_pipelines:build_noop_pipeline")
     register_pipeline("kit", "gpu", "tests.support.kit_pipelines:build_gpu_pipeline")
+    register_pipeline("kit", "inference", "tests.support.kit_pipelines:build_inference_pipeline")

@@ -29,17 +29,14 @@ from twinplatform.domain import StageState
 from twinplatform.errors import LeaseLost
 from twinplatform.jobs import events
 from twinplatform.jobs.dbretry import with_db_retry
+from twinplatform.jobs.inputs import output_location as job_output_location
 from twinplatform.jobs.lease import Claim, Heartbeat, guarded_update
 from twinplatform.jobs.progression import advance_after_success, advance_job
 from twinplatform.jobs.runtime import Runtime
 
 
 def output_location(held: Claim, pipeline: Pipeline, relative: str) -> Location:
-    if pipeline.output_area == "processed":
-        return Location.processed(held.twin_id, held.model, relative)
-    if pipeline.output_area == "inference":
-        return Location.inference(held.twin_id, held.model, str(held.params.get("run") or held.job_id), relative)
-    raise AssertionError(f"pipeline {pipeline.model}/{pipeline.task} has unknown output area {pipeline.output_area}")
+    return job_output_location(held, pipeline.output_area, relative)
 
 
 def upload_to_scratch(

@@ -179,7 +179,10 @@ def _prepare(runtime: Runtime, held: Claim, pipeline: Pipeline, stage: Stage) ->
         if reason is not None:
             return _Prepared(skip_reason=reason)
         fingerprint = input_fingerprint(
-            stage.name, stage.version, _stage_params(held.params), {n: item.version for n, item in resolved.items()}
+            stage.name,
+            stage.version,
+            _fingerprint_params(held, pipeline),
+            {n: item.version for n, item in resolved.items()},
         )
         candidates = session.scalars(
             select(StageRun.output_manifest)
@@ -205,6 +208,16 @@ def _is_committed_by(runtime: Runtime, held: Claim) -> bool:
 def _stage_params(job_params: dict[str, Any]) -> dict[str, Any]:
     """Parameters a stage sees: the job's params without the platform's own bookkeeping keys."""
     return {key: value for key, value in job_params.items() if key not in {"inputs", "run"}}
+
+
+def _fingerprint_params(held: Claim, pipeline: Pipeline) -> dict[str, Any]:
+    """The parameters that decide whether committed outputs can stand in for this stage's work. Outputs of an
+    inference run live under that run's own folder, so only the same run's outputs can (a retried run skips what it
+    finished; a new run with the same audio does its own work)."""
+    params = _stage_params(held.params)
+    if pipeline.output_area == "inference":
+        params["run"] = str(held.params.get("run") or held.job_id)
+    return params
 
 
 def _intact(runtime: Runtime, entry: dict[str, Any]) -> bool:

@@ -89,10 +89,23 @@ def _resolve_one(
     if spec.source is Source.COMMON:
         key = layout.key(Location.common(job.model, _relative(spec)))
         return _registered_or_stored(session, spec.name, key, backend)
+    if spec.source is Source.OUTPUT:
+        key = layout.key(output_location(job, output_area, _relative(spec)))
+        return _registered_or_stored(session, spec.name, key, backend)
     if spec.source is Source.REQUEST:
         requested: str | None = (job.params.get("inputs") or {}).get(spec.name)
         return None if requested is None else _registered_or_stored(session, spec.name, requested, backend)
     raise AssertionError(f"unhandled input source {spec.source!r}")
+
+
+def output_location(job: JobRef, output_area: str, relative: str) -> Location:
+    """Where this job's output `relative` lives: processed/{twin}/preprocessed/{model}/... or, for inference,
+    inference/{twin}/{model}/{run}/... with the run named in the params (default: the job id)."""
+    if output_area == "processed":
+        return Location.processed(job.twin_id, job.model, relative)
+    if output_area == "inference":
+        return Location.inference(job.twin_id, job.model, str(job.params.get("run") or job.job_id), relative)
+    raise AssertionError(f"unknown output area {output_area!r}")
 
 
 def _relative(spec: InputSpec) -> str:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
+from pipelines.base import Source
 from pipelines.registry import load_pipeline
+from storage_layout import Location
 from twinplatform.db.models import Asset
 from twinplatform.errors import InputError
 from twinplatform.jobs.runtime import Runtime
@@ -18,12 +22,43 @@ from twinplatform.services.twins import require_twin
 
 @dataclass(frozen=True)
 class RunRequest:
+    """`files` are the request's inputs by name (e.g. {"audio": "speech.wav"}): a local file, uploaded under
+    inference/{twin}/{model}/{run}/request/, or the key of an object already in the store."""
+
     twin_id: str
     task: str
     model: str = "th"
     params: dict[str, Any] | None = None
     priority: int = 0
     n_gpus: int = 0
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def attach_request_files(runtime: Runtime, request: RunRequest) -> RunRequest:
+    """Give an inference run its own run id and put its request files in the store; return the request with
+    `params["run"]` and `params["inputs"]` set. Other tasks take no files."""
+    if not request.files:
+        return request
+    if request.task != "inference":
+        raise InputError(f"--{next(iter(request.files))} is an input of the inference task, not of {request.task}")
+    params = dict(request.params or {})
+    run_id = str(params.get("run") or uuid.uuid4().hex[:12])
+    inputs: dict[str, str] = dict(params.get("inputs") or {})
+    for name, value in request.files.items():
+        path = Path(value).expanduser()
+        if path.is_file():
+            key = runtime.layout.key(Location.inference(request.twin_id, request.model, run_id, f"request/{path.name}"))
+            runtime.backend.put_file(path, key, overwrite=True)
+        elif runtime.backend.head(value) is not None:
+            key = value
+        else:
+            raise InputError(
+                f"--{name} {value!r} is neither a file on this machine nor a key in the store {runtime.backend.url}: "
+                "give the path of a file or the key of an object"
+            )
+        inputs[name] = key
+    params.update(run=run_id, inputs=inputs)
+    return replace(request, params=params)
 
 
 def submit_run(runtime: Runtime, request: RunRequest, *, in_process: bool) -> Submitted:
@@ -43,6 +78,20 @@ def submit_run(runtime: Runtime, request: RunRequest, *, in_process: bool) -> Su
             )
     with runtime.sessions() as session:
         require_twin(session, request.twin_id)
+    request = attach_request_files(runtime, request)
+    missing = [
+        spec.name
+        for stage in pipeline.stages
+        for spec in stage.inputs
+        if spec.source is Source.REQUEST
+        and not spec.optional
+        and spec.name not in (request.params or {}).get("inputs", {})
+    ]
+    if missing:
+        raise InputError(
+            f"{request.model}/{request.task} needs {', '.join(f'--{name} FILE' for name in sorted(set(missing)))}"
+        )
+    with runtime.sessions() as session:
         raw_files = session.scalar(
             select(func.count()).select_from(Asset).where(Asset.twin_id == request.twin_id, Asset.area == "raw")
         )

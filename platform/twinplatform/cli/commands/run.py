@@ -31,6 +31,12 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--n-gpus", default=0, show_default=True, type=int, help="GPUs the GPU stages need.")
 @click.option("--priority", default=0, show_default=True, type=click.IntRange(0, 9), help="0-9; higher runs first.")
 @click.option("--param", "raw_params", multiple=True, metavar="NAME=VALUE", help="A stage parameter (repeatable).")
+@click.option("--audio", help="inference: the speech to animate (a local file, or the key of an object in the store).")
+@click.option(
+    "--engine",
+    type=click.Choice(["neural", "classical"]),
+    help="inference: the engine (default: the `engine` setting, neural unless configured).",
+)
 @click.option("--detach", is_flag=True, help="Return at once with the job id (needs a broker).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final job as JSON (schema in docs/cli.md).")
 def run(
@@ -40,6 +46,8 @@ def run(
     n_gpus: int,
     priority: int,
     raw_params: tuple[str, ...],
+    audio: str | None,
+    engine: str | None,
     detach: bool,
     as_json: bool,
 ) -> None:
@@ -59,8 +67,19 @@ def run(
     if detach and in_process:
         raise InputError("--detach needs a broker (PLATFORM_BROKER_URL): in-process jobs run in this command")
     runtime = context.runtime()
+    params = _parse_params(raw_params)
+    if task == "inference":
+        params.setdefault("engine", engine or context.settings().engine)
+    elif engine:
+        raise InputError("--engine chooses the inference engine; preprocess has none")
     request = RunRequest(
-        twin_id=twin_id, task=task, model=model, params=_parse_params(raw_params), priority=priority, n_gpus=n_gpus
+        twin_id=twin_id,
+        task=task,
+        model=model,
+        params=params,
+        priority=priority,
+        n_gpus=n_gpus,
+        files={"audio": audio} if audio else {},
     )
     submitted = submit_run(runtime, request, in_process=in_process)
     if not in_process:
