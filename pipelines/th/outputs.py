@@ -46,3 +46,9 @@ FAN_WEIGHTS = {
     "fan": "face_alignment/2DFAN4-11f355bf06.pth.tar",
     "sfd": "face_alignment/s3fd-619a316812.pth",
 }
+
+# Neural engine checkpoints, relative to common/th/ (names the platform looks for; rename your files to these).
+FACEFORMER_VOCASET = "checkpoints/vocaset.pth"
+FACEFORMER_BIWI = "checkpoints/biwi.pth"
+BFV2V_CHECKPOINT = "checkpoints/bfv2v.pth.tar"
+FV2V_CHECKPOINT = "checkpoints/fv2v.pth.tar"

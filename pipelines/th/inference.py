@@ -1,0 +1,134 @@
+"""th inference: a new recording of speech -> an MP4 of the twin saying it.
+
+Stages (outputs under inference/{twin}/th/{run}/):
+
+    audio    the request's audio -> audio/audio.wav (16 kHz mono)
+    motion   speech -> motion/driving.npz: per output frame (25 fps, as many as the audio lasts) the twin's own
+             frame it is built on (head pose, eyes, blinks; the video played forwards and backwards) and the 68
+             landmarks the face takes there, the mouth from the speech
+    render   warp the twin's face so it follows the landmarks, paste it back into the frame, mux with the audio
+             -> video.mp4 (H.264 + AAC, 25 fps, as long as the audio within one frame)
+
+The engine (`engine` parameter: `platform run --engine neural|classical`) chooses how `motion` and `render` work:
+neural = FaceFormer -> FLAME landmarks, BFv2v warping (`pipelines.th.neural`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pipelines.base import (
+    BadInput,
+    InputSpec,
+    OutputSpec,
+    Pipeline,
+    Resources,
+    Source,
+    Stage,
+    StageContext,
+    StageResult,
+)
+from pipelines.media.normalize import normalize_audio
+from pipelines.th import outputs as files
+
+ENGINES = ("neural", "classical")
+INFERENCE_FPS = 25
+AUDIO_WAV = "audio/audio.wav"
+DRIVING = "motion/driving.npz"
+VIDEO = "video.mp4"
+
+
+def engine_of(params: Mapping[str, Any]) -> str:
+    value = params.get("engine", "neural")
+    if value not in ENGINES:
+        raise BadInput(f"engine {value!r} is unknown; use one of {', '.join(ENGINES)}")
+    return str(value)
+
+
+class SpeechStage:
+    """The request's audio -> 16 kHz mono PCM16, the rate FaceFormer's wav2vec2 and the classical engine read."""
+
+    name = "audio"
+    version = "1"
+    inputs: tuple[InputSpec, ...] = (InputSpec("audio", Source.REQUEST),)
+    outputs: tuple[OutputSpec, ...] = (OutputSpec(AUDIO_WAV),)
+    resources = Resources(gpus=0)
+
+    def applies(self, available_inputs: set[str], params: Mapping[str, Any] | None = None) -> str | None:
+        return None
+
+    def run(self, context: StageContext) -> StageResult:
+        converted = normalize_audio(context.inputs["audio"], context.output_path(AUDIO_WAV), 16000)
+        duration = converted.output.duration_s or 0.0
+        if duration <= 0:
+            raise BadInput("the request's audio holds no sound: give a recording of speech")
+        return StageResult(
+            outputs=[AUDIO_WAV],
+            metrics={"duration_s": round(duration, 3)},
+            message=f"{duration:.2f} s of speech at 16 kHz mono",
+        )
+
+
+def motion_inputs() -> tuple[InputSpec, ...]:
+    return (
+        InputSpec("audio", Source.OUTPUT, relative=AUDIO_WAV),
+        InputSpec("video_landmarks", Source.PROCESSED, relative=files.VIDEO_LANDMARKS, optional=True),
+        InputSpec("image_landmarks", Source.PROCESSED, relative=files.IMAGE_LANDMARKS, optional=True),
+        InputSpec("flame_params", Source.PROCESSED, relative=files.FLAME_PARAMS, optional=True),
+        InputSpec("faceformer", Source.COMMON, relative=files.FACEFORMER_VOCASET, optional=True),
+        InputSpec("flame_generic", Source.COMMON, relative=files.FLAME_MODELS["generic"], optional=True),
+        InputSpec("deca_embedding", Source.COMMON, relative=files.FLAME_DECA_EMBEDDING, optional=True),
+        InputSpec("static_embedding", Source.COMMON, relative=files.FLAME_STATIC_EMBEDDING, optional=True),
+        InputSpec("dynamic_embedding", Source.COMMON, relative=files.FLAME_DYNAMIC_EMBEDDING, optional=True),
+    )
+
+
+class MotionStage:
+    name = "motion"
+    version = "1"
+    inputs: tuple[InputSpec, ...] = motion_inputs()
+    outputs: tuple[OutputSpec, ...] = (OutputSpec(DRIVING),)
+    resources = Resources(gpus=0)
+
+    def applies(self, available_inputs: set[str], params: Mapping[str, Any] | None = None) -> str | None:
+        return None
+
+    def run(self, context: StageContext) -> StageResult:
+        engine = engine_of(context.params)
+        if engine == "neural":
+            from pipelines.th.neural.motion import neural_motion
+
+            return neural_motion(context, fps=INFERENCE_FPS, output=DRIVING)
+        raise BadInput("the classical engine is not part of this version: run with --engine neural")
+
+
+class RenderStage:
+    name = "render"
+    version = "1"
+    inputs: tuple[InputSpec, ...] = (
+        InputSpec("audio", Source.OUTPUT, relative=AUDIO_WAV),
+        InputSpec("driving", Source.OUTPUT, relative=DRIVING),
+        InputSpec("video", Source.PROCESSED, relative=files.VIDEO_MP4, optional=True),
+        InputSpec("video_transforms", Source.PROCESSED, relative=files.VIDEO_TRANSFORMS, optional=True),
+        InputSpec("video_landmarks", Source.PROCESSED, relative=files.VIDEO_LANDMARKS, optional=True),
+        InputSpec("bfv2v", Source.COMMON, relative=files.BFV2V_CHECKPOINT, optional=True),
+    )
+    outputs: tuple[OutputSpec, ...] = (OutputSpec(VIDEO),)
+    resources = Resources(gpus=0)
+
+    def applies(self, available_inputs: set[str], params: Mapping[str, Any] | None = None) -> str | None:
+        return None
+
+    def run(self, context: StageContext) -> StageResult:
+        engine = engine_of(context.params)
+        if engine == "neural":
+            from pipelines.th.neural.render import neural_render
+
+            return neural_render(context, fps=INFERENCE_FPS, output=VIDEO)
+        raise BadInput("the classical engine is not part of this version: run with --engine neural")
+
+
+def build_pipeline() -> Pipeline:
+    stages: tuple[Stage, ...] = (SpeechStage(), MotionStage(), RenderStage())
+    return Pipeline(model="th", task="inference", output_area="inference", stages=stages)
