@@ -1,0 +1,1 @@
+"""th classical engine, no learned face weights: mouth motion from the speech by rules, warping of the twin's frames."""
