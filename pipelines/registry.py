@@ -23,6 +23,13 @@ MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
 }
 
 
+# model -> files under common/{model}/ the neural inference engine needs; with engine "auto" a run uses the neural
+# engine when all are in the store, else the classical one (and says which were missing).
+NEURAL_ENGINE_FILES: dict[str, tuple[str, ...]] = {
+    "th": ("checkpoints/vocaset.pth", "checkpoints/bfv2v.pth.tar", "flame/generic_model.pkl"),
+}
+
+
 def load_verifier(model: str) -> Any:
     """The file checker of `model`; KeyError names the models that have one."""
     try:

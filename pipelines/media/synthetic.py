@@ -136,6 +136,12 @@ def make_face_image(path: Path, *, name: str = "grace_hopper") -> Path:
     return path
 
 
+DEMO_SPEECH = Path(__file__).with_name("data") / "demo_speech.wav"
+"""8.5 s of English speech with a pause in the middle, 16 kHz mono: "Hello. I am your digital twin, made on this
+machine." ... "Nothing was downloaded to make me speak." Synthesised once with espeak-ng (en-us, 150 wpm) when
+this file was made and kept in the repository, since a user's machine has no synthesiser."""
+
+
 @dataclass(frozen=True)
 class DemoMedia:
     video: Path
@@ -148,9 +154,10 @@ def make_demo_media(folder: Path) -> DemoMedia:
     folder.mkdir(parents=True, exist_ok=True)
     video, audio, image = folder / "demo_face.mp4", folder / "demo_voice.wav", folder / "demo_portrait.jpg"
     if not video.exists():
-        make_face_video(video)
+        # Grace Hopper: her lips are closed in the portrait, so the mouth's rest shape is a closed mouth.
+        make_face_video(video, photo=face_photo("grace_hopper")[44:556], seconds=3.0)
     if not audio.exists():
         make_audio(audio)
     if not image.exists():
-        make_face_image(image)
+        make_face_image(image, name="astronaut")
     return DemoMedia(video=video, audio=audio, image=image)

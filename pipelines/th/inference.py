@@ -8,13 +8,17 @@ Stages (outputs under inference/{twin}/th/{run}/):
              landmarks the face takes there, the mouth from the speech
     render   warp the twin's face so it follows the landmarks, paste it back into the frame, mux with the audio
              -> video.mp4 (H.264 + AAC, 25 fps, as long as the audio within one frame)
+    lipsync  the mouth re-detected in video.mp4 against the speech -> lipsync.json; a low score flags the run
 
 The engine (`engine` parameter: `platform run --engine neural|classical`) chooses how `motion` and `render` work:
-neural = FaceFormer -> FLAME landmarks, BFv2v warping (`pipelines.th.neural`).
+neural = FaceFormer -> FLAME landmarks, BFv2v warping (`pipelines.th.neural`); classical = voice activity, loudness
+and phone timing -> mouth shapes, piecewise-affine warping with an inner-mouth fill (`pipelines.th.classical`), no
+learned face weights.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +41,7 @@ INFERENCE_FPS = 25
 AUDIO_WAV = "audio/audio.wav"
 DRIVING = "motion/driving.npz"
 VIDEO = "video.mp4"
+LIPSYNC_JSON = "lipsync.json"
 
 
 def engine_of(params: Mapping[str, Any]) -> str:
@@ -100,7 +105,9 @@ class MotionStage:
             from pipelines.th.neural.motion import neural_motion
 
             return neural_motion(context, fps=INFERENCE_FPS, output=DRIVING)
-        raise BadInput("the classical engine is not part of this version: run with --engine neural")
+        from pipelines.th.classical.motion import classical_motion
+
+        return classical_motion(context, fps=INFERENCE_FPS, output=DRIVING)
 
 
 class RenderStage:
@@ -126,9 +133,58 @@ class RenderStage:
             from pipelines.th.neural.render import neural_render
 
             return neural_render(context, fps=INFERENCE_FPS, output=VIDEO)
-        raise BadInput("the classical engine is not part of this version: run with --engine neural")
+        from pipelines.th.classical.render import classical_render
+
+        return classical_render(context, fps=INFERENCE_FPS, output=VIDEO)
+
+
+class LipSyncStage:
+    """Scores the rendered MP4 as a viewer would judge it: the mouth re-detected in every frame against the speech
+    (`pipelines.th.lipsync`), the same for both engines. A score below the thresholds flags the run (the job still
+    succeeds: the video exists, a person should look at it) and `platform status` shows the reason."""
+
+    name = "lipsync"
+    version = "1"
+    inputs: tuple[InputSpec, ...] = (
+        InputSpec("video", Source.OUTPUT, relative=VIDEO),
+        InputSpec("audio", Source.OUTPUT, relative=AUDIO_WAV),
+    )
+    outputs: tuple[OutputSpec, ...] = (OutputSpec(LIPSYNC_JSON),)
+    resources = Resources(gpus=0)
+
+    def applies(self, available_inputs: set[str], params: Mapping[str, Any] | None = None) -> str | None:
+        return None
+
+    def run(self, context: StageContext) -> StageResult:
+        from pipelines.th.lipsync import LipSyncThresholds, lipsync_score
+
+        thresholds = LipSyncThresholds.from_params(context.params.get("lipsync", {}))
+        context.progress(0.0, "re-detecting the mouth in the rendered video")
+        score = lipsync_score(context.inputs["video"], context.inputs["audio"])
+        flags = thresholds.flags(score)
+        report = score.to_dict() | {"flags": flags, "flagged": bool(flags), "thresholds": thresholds.to_dict()}
+        context.output_path(LIPSYNC_JSON).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        offset = "n/a" if score.offset_frames is None else f"{score.offset_frames:+d}"
+        summary = (
+            f"lip-sync r={_number(score.correlation)} at offset {offset} frame(s); "
+            f"{_percent(score.silent_closed_share)} of silent frames closed"
+        )
+        return StageResult(
+            outputs=[LIPSYNC_JSON],
+            metrics={key: report[key] for key in ("correlation", "offset_frames", "silent_closed_share", "flagged")}
+            | {"flags": flags},
+            message=("FLAGGED " if flags else "") + summary + ("; " + "; ".join(flags) if flags else ""),
+        )
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
 
 
 def build_pipeline() -> Pipeline:
-    stages: tuple[Stage, ...] = (SpeechStage(), MotionStage(), RenderStage())
+    stages: tuple[Stage, ...] = (SpeechStage(), MotionStage(), RenderStage(), LipSyncStage())
     return Pipeline(model="th", task="inference", output_area="inference", stages=stages)

@@ -68,7 +68,11 @@ class Settings(BaseSettings):
     pipeline_plugins: str = Field(
         "", description="comma-separated 'module:function' hooks that register extra pipelines at start-up"
     )
-    engine: str = Field("neural", description="inference engine when a run names none (neural|classical)")
+    engine: str = Field(
+        "auto",
+        description="inference engine when a run names none: auto (neural when its checkpoints are in the store, "
+        "else classical), neural or classical",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -94,12 +94,34 @@ def test_neural_inference_writes_a_25fps_mp4_as_long_as_the_speech(alice: Platfo
 
 def test_missing_neural_checkpoints_are_named(alice: Platform, tmp_path: Path) -> None:
     (alice.store / "common/th/checkpoints/bfv2v.pth.tar").unlink()
-    alice("run", "--twin-id", "alice", "--task", "inference", "--audio", str(tmp_path / "speech.wav"), expect=6)
+    alice(
+        "run",
+        "--twin-id",
+        "alice",
+        "--task",
+        "inference",
+        "--engine",
+        "neural",
+        "--audio",
+        str(tmp_path / "speech.wav"),
+        expect=6,
+    )
     job = alice.json("status", "--twin-id", "alice")[0]
     assert job["state"] == "failed" and job["error_kind"] == "weights_missing"
     assert "common/th/checkpoints/bfv2v.pth.tar" in job["error"]
     (alice.store / "common/th/checkpoints/vocaset.pth").unlink()
-    alice("run", "--twin-id", "alice", "--task", "inference", "--audio", str(tmp_path / "speech.wav"), expect=6)
+    alice(
+        "run",
+        "--twin-id",
+        "alice",
+        "--task",
+        "inference",
+        "--engine",
+        "neural",
+        "--audio",
+        str(tmp_path / "speech.wav"),
+        expect=6,
+    )
     job = alice.json("status", "--twin-id", "alice")[0]
     assert "common/th/checkpoints/vocaset.pth" in job["error"]
 

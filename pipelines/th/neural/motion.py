@@ -8,12 +8,10 @@ frame, from its video played forwards and backwards (`driving.ping_pong`).
 
 from __future__ import annotations
 
-import wave
-from pathlib import Path
-
 import numpy as np
 
 from pipelines.base import BadInput, MissingWeights, StageContext, StageResult
+from pipelines.media.wav import read_wav_16k
 from pipelines.th import outputs as files
 from pipelines.th.driving import frame_count, ping_pong, replace_mouth
 from pipelines.th.face.landmarks_file import load_landmarks
@@ -21,14 +19,6 @@ from pipelines.th.flame import FlameLandmarks, FlameLayer, load_flame_model, rea
 from pipelines.th.neural.mouth import TwinFlameFit, mouth_tracks, neutral_template
 
 DEFAULT_SUBJECT = 2  # FaceTalk_170725_00137_TA in vocaset's training order: the speaking style MDTH uses
-
-
-def read_wav_16k(path: Path) -> np.ndarray:
-    with wave.open(str(path), "rb") as handle:
-        if handle.getframerate() != 16000 or handle.getnchannels() != 1 or handle.getsampwidth() != 2:
-            raise BadInput(f"{path.name} is not 16 kHz mono PCM16: run the audio stage again")
-        raw = handle.readframes(handle.getnframes())
-    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
 
 
 def neural_motion(context: StageContext, *, fps: int, output: str) -> StageResult:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from pipelines.base import Source
-from pipelines.registry import load_pipeline
+from pipelines.registry import NEURAL_ENGINE_FILES, load_pipeline
 from storage_layout import Location
 from twinplatform.db.models import Asset
 from twinplatform.errors import InputError
@@ -32,6 +32,34 @@ class RunRequest:
     priority: int = 0
     n_gpus: int = 0
     files: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_engine(runtime: Runtime, request: RunRequest) -> tuple[RunRequest, str]:
+    """Turn engine "auto" into neural or classical by what is in the store; return the request and a sentence
+    saying which engine runs and why (empty for other tasks)."""
+    params = dict(request.params or {})
+    if request.task != "inference" or "engine" not in params:
+        return request, ""
+    engine = str(params["engine"])
+    needed = NEURAL_ENGINE_FILES.get(request.model, ())
+    missing = [
+        name
+        for name in needed
+        if runtime.backend.head(runtime.layout.key(Location.common(request.model, name))) is None
+    ]
+    if engine == "auto":
+        engine = "classical" if missing or not needed else "neural"
+        if not needed:
+            why = f"model {request.model} has no neural checkpoints"
+        elif missing:
+            why = f"the neural checkpoints are absent: {', '.join(f'common/{request.model}/{m}' for m in missing)}"
+        else:
+            why = "its checkpoints are in the store"
+        note = f"engine: {engine} ({why})"
+    else:
+        note = f"engine: {engine}"
+    params["engine"] = engine
+    return replace(request, params=params), note
 
 
 def attach_request_files(runtime: Runtime, request: RunRequest) -> RunRequest:

@@ -34,8 +34,9 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--audio", help="inference: the speech to animate (a local file, or the key of an object in the store).")
 @click.option(
     "--engine",
-    type=click.Choice(["neural", "classical"]),
-    help="inference: the engine (default: the `engine` setting, neural unless configured).",
+    type=click.Choice(["auto", "neural", "classical"]),
+    help="inference: the engine (default: the `engine` setting, auto = neural when its checkpoints are in the "
+    "store, else classical).",
 )
 @click.option("--detach", is_flag=True, help="Return at once with the job id (needs a broker).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final job as JSON (schema in docs/cli.md).")
@@ -61,7 +62,7 @@ def run(
     from twinplatform.cli.follow import follow_job
     from twinplatform.errors import InputError, StageFailed
     from twinplatform.services.jobs import get_job
-    from twinplatform.services.run_task import RunRequest, submit_run
+    from twinplatform.services.run_task import RunRequest, resolve_engine, submit_run
 
     in_process = context.in_process()
     if detach and in_process:
@@ -81,6 +82,9 @@ def run(
         n_gpus=n_gpus,
         files={"audio": audio} if audio else {},
     )
+    request, engine_note = resolve_engine(runtime, request)
+    if engine_note and not as_json:
+        click.echo(engine_note)
     submitted = submit_run(runtime, request, in_process=in_process)
     if not in_process:
         from twinplatform.worker.client import send_pending
