@@ -17,10 +17,12 @@ from typing import Protocol
 
 import numpy as np
 
-from pipelines.base import BadInput
+from pipelines.base import BadInput, StageContext
 from pipelines.media.frames import FrameWriter, read_frames
 from pipelines.media.mux import mux_audio
-from pipelines.th.face.align import CropTransforms, crop, paste_back
+from pipelines.th import outputs as files
+from pipelines.th.face.align import CropTransforms, crop, load_transforms, paste_back
+from pipelines.th.face.landmarks_file import load_landmarks
 
 MAX_FRAMES_IN_MEMORY_BYTES = 4 * 1024**3
 
@@ -99,3 +101,38 @@ def render(
                 report(min(0.95, (start + len(indices)) / count), f"rendered {start + len(indices)} of {count} frames")
         mux_audio(silent, audio, output)
     return count
+
+
+def render_stage(context: StageContext, warper: Warper, *, fps: float, output: str, batch_size: int) -> int:
+    """The render stage's work for any engine: the twin's preprocess outputs and this run's driving file in,
+    `output` (the MP4) out; the engine only chooses the warper. Returns the frame count."""
+    inputs = context.inputs
+    needed = (
+        ("video", files.VIDEO_MP4),
+        ("video_transforms", files.VIDEO_TRANSFORMS),
+        ("video_landmarks", files.VIDEO_LANDMARKS),
+    )
+    for name, what in needed:
+        if name not in inputs:
+            raise BadInput(f"the twin has no {what}: run `platform run --task preprocess` with a video first")
+    with np.load(inputs["driving"], allow_pickle=False) as driving:
+        driving_points, sources = driving["landmarks"], driving["source_frames"]
+    twin = load_landmarks(inputs["video_landmarks"])
+
+    def report(fraction: float, message: str) -> None:
+        context.progress(fraction, message)
+        context.check_cancelled()
+
+    return render(
+        frames=load_frames(inputs["video"]),
+        transforms=load_transforms(inputs["video_transforms"]),
+        twin_points=twin.points,
+        driving_points=driving_points,
+        source_frames=sources,
+        warper=warper,
+        audio=inputs["audio"],
+        output=context.output_path(output),
+        fps=fps,
+        batch_size=batch_size,
+        progress=report,
+    )

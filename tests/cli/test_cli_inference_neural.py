@@ -59,7 +59,7 @@ def test_neural_inference_writes_a_25fps_mp4_as_long_as_the_speech(alice: Platfo
         str(tmp_path / "speech.wav"),
     )
     assert job["state"] == "succeeded", job
-    assert [s["stage"] for s in job["stages"]] == ["audio", "motion", "render"]
+    assert [s["stage"] for s in job["stages"]] == ["audio", "motion", "render", "lipsync"]
     run = job["params"]["run"]
     folder = alice.store / "inference" / "alice" / "th" / run
     output = folder / "video.mp4"

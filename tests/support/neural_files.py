@@ -13,7 +13,12 @@ import torch
 
 from pipelines.th.neural.faceformer import FaceFormer, FaceFormerConfig
 from pipelines.th.neural.fv2v.bfv2v import BFv2vConfig, BFv2vGenerator
-from pipelines.th.neural.fv2v.bfv2v_motion import BFv2vDenseMotionConfig
+from pipelines.th.neural.fv2v.bfv2v_motion import (
+    DEFAULT_LANDMARK_SCALE,
+    V16_SECTIONS,
+    BFv2vDenseMotionConfig,
+    LandmarkSection,
+)
 from pipelines.th.neural.fv2v.generators import SPADEDecoderConfig
 from pipelines.th.neural.wav2vec2 import Wav2Vec2Config
 
@@ -44,7 +49,10 @@ def write_tiny_faceformer(path: Path, vertice_dim: int, seed: int = 0) -> Path:
     return path
 
 
-def tiny_bfv2v_config() -> BFv2vConfig:
+def tiny_bfv2v_config(
+    sections: tuple[LandmarkSection, ...] = V16_SECTIONS, landmark_scale: float = DEFAULT_LANDMARK_SCALE
+) -> BFv2vConfig:
+    """The real key names (6 res-blocks, 5-level hourglass, 6 SPADE blocks, one MLP per section), tiny widths."""
     return BFv2vConfig(
         block_expansion=4,
         max_features=16,
@@ -59,9 +67,11 @@ def tiny_bfv2v_config() -> BFv2vConfig:
             feature_channel=8,
             reshape_depth=2,
             compress=2,
+            sections=sections,
             prior_hidden=16,
         ),
         spade=SPADEDecoderConfig(in_channels=16, out_channels=4, hidden=8, num_middle_blocks=6),
+        landmark_scale=landmark_scale,
     )
 
 

@@ -17,12 +17,10 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from pipelines.base import BadInput, MissingWeights, StageContext, StageResult
+from pipelines.base import MissingWeights, StageContext, StageResult
 from pipelines.th import outputs as files
-from pipelines.th.face.align import load_transforms
-from pipelines.th.face.landmarks_file import load_landmarks
 from pipelines.th.neural.fv2v.bfv2v import BFv2vGenerator, load_bfv2v_generator
-from pipelines.th.render import WarpBatch, load_frames, render
+from pipelines.th.render import WarpBatch, render_stage
 
 FEATURE_CACHE_FRAMES = 48
 
@@ -76,39 +74,11 @@ def neural_render(context: StageContext, *, fps: int, output: str) -> StageResul
             "exist; upload your own)",
             names=(files.BFV2V_CHECKPOINT,),
         )
-    needed = (
-        ("video", files.VIDEO_MP4),
-        ("video_transforms", files.VIDEO_TRANSFORMS),
-        ("video_landmarks", files.VIDEO_LANDMARKS),
-    )
-    for name, what in needed:
-        if name not in inputs:
-            raise BadInput(f"the twin has no {what}: run `platform run --task preprocess` with a video first")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if device.type == "cuda" and context.params.get("fp16", True) else torch.float32
     generator = load_bfv2v_generator(inputs["bfv2v"], device=device, dtype=dtype, weights_name=files.BFV2V_CHECKPOINT)
-    with np.load(inputs["driving"], allow_pickle=False) as driving:
-        driving_points, sources = driving["landmarks"], driving["source_frames"]
-    twin = load_landmarks(inputs["video_landmarks"])
     warper = BFv2vWarper(generator, device, dtype)
-
-    def report(fraction: float, message: str) -> None:
-        context.progress(fraction, message)
-        context.check_cancelled()
-
-    count = render(
-        frames=load_frames(inputs["video"]),
-        transforms=load_transforms(inputs["video_transforms"]),
-        twin_points=twin.points,
-        driving_points=driving_points,
-        source_frames=sources,
-        warper=warper,
-        audio=inputs["audio"],
-        output=context.output_path(output),
-        fps=fps,
-        batch_size=4 if device.type == "cpu" else 16,
-        progress=report,
-    )
+    count = render_stage(context, warper, fps=fps, output=output, batch_size=4 if device.type == "cpu" else 16)
     return StageResult(
         outputs=[output],
         metrics={"frames": count, "fps": fps, "device": device.type, "dtype": str(dtype).replace("torch.", "")},

@@ -31,8 +31,8 @@ from pipelines.th.neural.fv2v.bfv2v_motion import (
 from pipelines.th.neural.fv2v.blocks import make_coordinate_grid
 from pipelines.th.neural.fv2v.checkpoint import is_generator_new
 from pipelines.th.neural.fv2v.dense_motion import create_sparse_motions
-from pipelines.th.neural.fv2v.generators import SPADEDecoderConfig
 from tests.support.fv2v_kit import KEYS_FILE, SECTION_NEW, TINY_IMAGE, image_batch, randomize, reference_section
+from tests.support.neural_files import tiny_bfv2v_config
 
 SECTION_BFV2V = "BFv2v generator (Daniel-H-99/MDTH"
 SCALE = TINY_IMAGE / 2  # MDTH: SCALE = frame size // 2
@@ -40,21 +40,7 @@ DM = "dense_motion_network."
 
 
 def tiny_config(sections: tuple[LandmarkSection, ...] = V16_SECTIONS) -> BFv2vConfig:
-    """The real key names (6 res-blocks, 5-level hourglass, 6 SPADE blocks, one MLP per section), tiny widths."""
-    return BFv2vConfig(
-        block_expansion=4,
-        max_features=16,
-        num_down_blocks=2,
-        reshape_channel=8,
-        reshape_depth=2,
-        num_resblocks=6,
-        dense_motion=BFv2vDenseMotionConfig(
-            block_expansion=4, num_blocks=5, max_features=32, feature_channel=8, reshape_depth=2, compress=2,
-            sections=sections, prior_hidden=16,
-        ),
-        spade=SPADEDecoderConfig(in_channels=16, out_channels=4, hidden=8, num_middle_blocks=6),
-        landmark_scale=SCALE,
-    )
+    return tiny_bfv2v_config(sections, landmark_scale=SCALE)
 
 
 def tiny_generator(sections: tuple[LandmarkSection, ...] = V16_SECTIONS, seed: int = 0) -> BFv2vGenerator:
