@@ -61,7 +61,8 @@ sys.exit(0 if (cuda is None) == ('${TORCH_VARIANT}' == 'cpu') else 'torch build 
 # The platform from the clone, editable: its migrations are read from /opt/twinplatform/migrations at run time.
 WORKDIR /opt/twinplatform
 COPY . .
-RUN pip install -e . \
+RUN pip install -e ".[face,ml,speech]" \
+ && pip install --no-deps -r requirements/no-deps.txt \
  && python -m compileall -q platform pipelines storage_layout migrations \
  && platform --help > /dev/null
 
