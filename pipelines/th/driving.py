@@ -8,6 +8,8 @@ appears at a loop; an engine replaces only the mouth (iBUG 48-67) with motion ma
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,3 +70,29 @@ def resample_time(values: np.ndarray, source_fps: float, target_fps: float, coun
 
 def seconds(samples: int, sample_rate_hz: int) -> float:
     return samples / float(sample_rate_hz) if sample_rate_hz > 0 else math.nan
+
+
+def fit_length(values: np.ndarray, count: int) -> np.ndarray:
+    """Cut `values` (N, ...) to `count` frames, or pad with its last frame: analyses that frame time their own way
+    (wav2vec2's 50 Hz, 10 ms speech steps) may differ from round(duration x fps) by a frame."""
+    values = np.asarray(values)
+    if len(values) >= count:
+        return values[:count]
+    return np.concatenate([values, np.repeat(values[-1:], count - len(values), axis=0)])
+
+
+def save_driving(
+    path: Path, *, engine: str, fps: float, source_frames: np.ndarray, landmarks: np.ndarray, **extra: np.ndarray
+) -> None:
+    """The `motion/driving.npz` both engines write and `render` reads: per output frame the twin frame it is built
+    on and the 68 landmarks to reach there (float32), plus engine-specific diagnostics in `extra`."""
+    arrays: dict[str, Any] = {
+        "format_version": np.int32(1),
+        "engine": np.asarray(engine),
+        "fps": np.float32(fps),
+        "source_frames": np.asarray(source_frames),
+        "landmarks": np.asarray(landmarks, dtype=np.float32),
+        **extra,
+    }
+    with path.open("wb") as handle:
+        np.savez_compressed(handle, **arrays)

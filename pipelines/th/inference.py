@@ -18,6 +18,7 @@ learned face weights.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -89,30 +90,41 @@ def motion_inputs() -> tuple[InputSpec, ...]:
     )
 
 
-class MotionStage:
-    name = "motion"
+class _EngineStage:
+    """A stage whose work depends on the run's engine: `engines` maps each engine to "module:function", imported
+    only when that engine runs (the neural one pulls in torch models, the classical one pocketsphinx)."""
+
+    name: str
     version = "1"
-    inputs: tuple[InputSpec, ...] = motion_inputs()
-    outputs: tuple[OutputSpec, ...] = (OutputSpec(DRIVING),)
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    output: str
+    engines: Mapping[str, str]
     resources = Resources(gpus=0)
 
     def applies(self, available_inputs: set[str], params: Mapping[str, Any] | None = None) -> str | None:
         return None
 
     def run(self, context: StageContext) -> StageResult:
-        engine = engine_of(context.params)
-        if engine == "neural":
-            from pipelines.th.neural.motion import neural_motion
-
-            return neural_motion(context, fps=INFERENCE_FPS, output=DRIVING)
-        from pipelines.th.classical.motion import classical_motion
-
-        return classical_motion(context, fps=INFERENCE_FPS, output=DRIVING)
+        module_name, _, function = self.engines[engine_of(context.params)].partition(":")
+        work = getattr(importlib.import_module(module_name), function)
+        result: StageResult = work(context, fps=INFERENCE_FPS, output=self.output)
+        return result
 
 
-class RenderStage:
+class MotionStage(_EngineStage):
+    name = "motion"
+    inputs: tuple[InputSpec, ...] = motion_inputs()
+    outputs: tuple[OutputSpec, ...] = (OutputSpec(DRIVING),)
+    output = DRIVING
+    engines = {
+        "neural": "pipelines.th.neural.motion:neural_motion",
+        "classical": "pipelines.th.classical.motion:classical_motion",
+    }
+
+
+class RenderStage(_EngineStage):
     name = "render"
-    version = "1"
     inputs: tuple[InputSpec, ...] = (
         InputSpec("audio", Source.OUTPUT, relative=AUDIO_WAV),
         InputSpec("driving", Source.OUTPUT, relative=DRIVING),
@@ -122,20 +134,11 @@ class RenderStage:
         InputSpec("bfv2v", Source.COMMON, relative=files.BFV2V_CHECKPOINT, optional=True),
     )
     outputs: tuple[OutputSpec, ...] = (OutputSpec(VIDEO),)
-    resources = Resources(gpus=0)
-
-    def applies(self, available_inputs: set[str], params: Mapping[str, Any] | None = None) -> str | None:
-        return None
-
-    def run(self, context: StageContext) -> StageResult:
-        engine = engine_of(context.params)
-        if engine == "neural":
-            from pipelines.th.neural.render import neural_render
-
-            return neural_render(context, fps=INFERENCE_FPS, output=VIDEO)
-        from pipelines.th.classical.render import classical_render
-
-        return classical_render(context, fps=INFERENCE_FPS, output=VIDEO)
+    output = VIDEO
+    engines = {
+        "neural": "pipelines.th.neural.render:neural_render",
+        "classical": "pipelines.th.classical.render:classical_render",
+    }
 
 
 class LipSyncStage:

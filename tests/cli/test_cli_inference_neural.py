@@ -93,37 +93,13 @@ def test_neural_inference_writes_a_25fps_mp4_as_long_as_the_speech(alice: Platfo
 
 
 def test_missing_neural_checkpoints_are_named(alice: Platform, tmp_path: Path) -> None:
-    (alice.store / "common/th/checkpoints/bfv2v.pth.tar").unlink()
-    alice(
-        "run",
-        "--twin-id",
-        "alice",
-        "--task",
-        "inference",
-        "--engine",
-        "neural",
-        "--audio",
-        str(tmp_path / "speech.wav"),
-        expect=6,
-    )
-    job = alice.json("status", "--twin-id", "alice")[0]
-    assert job["state"] == "failed" and job["error_kind"] == "weights_missing"
-    assert "common/th/checkpoints/bfv2v.pth.tar" in job["error"]
-    (alice.store / "common/th/checkpoints/vocaset.pth").unlink()
-    alice(
-        "run",
-        "--twin-id",
-        "alice",
-        "--task",
-        "inference",
-        "--engine",
-        "neural",
-        "--audio",
-        str(tmp_path / "speech.wav"),
-        expect=6,
-    )
-    job = alice.json("status", "--twin-id", "alice")[0]
-    assert "common/th/checkpoints/vocaset.pth" in job["error"]
+    for name in ("bfv2v.pth.tar", "vocaset.pth"):  # the render stage's checkpoint, then the motion stage's
+        (alice.store / "common/th/checkpoints" / name).unlink()
+        speech = str(tmp_path / "speech.wav")
+        alice("run", "--twin-id", "alice", "--task", "inference", "--engine", "neural", "--audio", speech, expect=6)
+        job = alice.json("status", "--twin-id", "alice")[0]
+        assert job["state"] == "failed" and job["error_kind"] == "weights_missing"
+        assert f"common/th/checkpoints/{name}" in job["error"]
 
 
 def test_models_verify_lists_every_file_in_the_store(alice: Platform) -> None:

@@ -12,7 +12,7 @@ from pipelines.base import BadInput, StageContext, StageResult
 from pipelines.media.wav import read_wav_16k
 from pipelines.th.classical.mouth_shape import MouthModel
 from pipelines.th.classical.speech import mouth_track
-from pipelines.th.driving import frame_count, ping_pong, replace_mouth
+from pipelines.th.driving import fit_length, frame_count, ping_pong, replace_mouth, save_driving
 from pipelines.th.face.landmarks_file import load_landmarks
 
 
@@ -30,22 +30,21 @@ def classical_motion(context: StageContext, *, fps: int, output: str) -> StageRe
     twin = load_landmarks(inputs["video_landmarks"])
     model = MouthModel.fit(twin.points, twin.usable)
     sources = ping_pong(count, twin.frames, twin.usable)
-    opening, width = _fit(track.opening, count), _fit(track.width, count)
+    opening, width = fit_length(track.opening, count), fit_length(track.width, count)
+    voiced = fit_length(track.voiced, count)
     mouth = model.mouth_points(twin.points[sources], opening, width)
     driving = replace_mouth(twin.points[sources], mouth)
-    with context.output_path(output).open("wb") as handle:
-        np.savez_compressed(
-            handle,
-            format_version=np.int32(1),
-            engine=np.asarray("classical"),
-            fps=np.float32(fps),
-            source_frames=sources,
-            landmarks=driving.astype(np.float32),
-            opening=opening.astype(np.float32),
-            width=width.astype(np.float32),
-            voiced=_fit(track.voiced.astype(np.float32), count) > 0.5,
-        )
-    voiced_share = float(np.mean(_fit(track.voiced.astype(np.float32), count) > 0.5))
+    save_driving(
+        context.output_path(output),
+        engine="classical",
+        fps=fps,
+        source_frames=sources,
+        landmarks=driving,
+        opening=opening.astype(np.float32),
+        width=width.astype(np.float32),
+        voiced=voiced,
+    )
+    voiced_share = float(np.mean(voiced))
     return StageResult(
         outputs=[output],
         metrics={"frames": count, "fps": fps, "voiced_share": round(voiced_share, 3), "source": track.source},
@@ -54,11 +53,3 @@ def classical_motion(context: StageContext, *, fps: int, output: str) -> StageRe
             f"{voiced_share:.0%} of frames), the rest from the twin's video"
         ),
     )
-
-
-def _fit(values: np.ndarray, count: int) -> np.ndarray:
-    """The speech analysis gives round(duration x fps) frames too; guard against a one-frame rounding gap."""
-    values = np.asarray(values)
-    if len(values) >= count:
-        return values[:count]
-    return np.concatenate([values, np.repeat(values[-1:], count - len(values), axis=0)])

@@ -13,7 +13,7 @@ import numpy as np
 from pipelines.base import BadInput, MissingWeights, StageContext, StageResult
 from pipelines.media.wav import read_wav_16k
 from pipelines.th import outputs as files
-from pipelines.th.driving import frame_count, ping_pong, replace_mouth
+from pipelines.th.driving import fit_length, frame_count, ping_pong, replace_mouth, save_driving
 from pipelines.th.face.landmarks_file import load_landmarks
 from pipelines.th.flame import FlameLandmarks, FlameLayer, load_flame_model, read_deca_embedding, read_ringnet_embedding
 from pipelines.th.neural.mouth import TwinFlameFit, mouth_tracks, neutral_template
@@ -57,7 +57,7 @@ def neural_motion(context: StageContext, *, fps: int, output: str) -> StageResul
     context.progress(0.1, "FaceFormer: speech to vertices")
     subject = int(context.params.get("faceformer_subject", DEFAULT_SUBJECT))
     vertices = model.predict(audio, template, subject, fps=fps)
-    vertices = _fit_length(vertices, count)
+    vertices = fit_length(vertices, count)
     context.check_cancelled()
 
     twin = load_landmarks(inputs["video_landmarks"])
@@ -65,26 +65,16 @@ def neural_motion(context: StageContext, *, fps: int, output: str) -> StageResul
     mouth = mouth_tracks(vertices, template, layer, landmark_module, fit, sources)
     driving = replace_mouth(twin.points[sources], mouth)
     opening = np.linalg.norm(driving[:, 66] - driving[:, 62], axis=1)
-    with context.output_path(output).open("wb") as handle:
-        np.savez_compressed(
-            handle,
-            format_version=np.int32(1),
-            engine=np.asarray("neural"),
-            fps=np.float32(fps),
-            source_frames=sources,
-            landmarks=driving.astype(np.float32),
-            mouth_opening_px=opening.astype(np.float32),
-        )
+    save_driving(
+        context.output_path(output),
+        engine="neural",
+        fps=fps,
+        source_frames=sources,
+        landmarks=driving,
+        mouth_opening_px=opening.astype(np.float32),
+    )
     return StageResult(
         outputs=[output],
         metrics={"frames": count, "fps": fps, "mouth_opening_px_max": round(float(opening.max()), 2)},
         message=f"{count} driving frames at {fps} fps: mouth from FaceFormer, the rest from the twin's video",
     )
-
-
-def _fit_length(vertices: np.ndarray, count: int) -> np.ndarray:
-    """FaceFormer's frame count follows wav2vec2's 50 Hz framing; pad with the last frame or cut to `count`."""
-    if len(vertices) >= count:
-        return vertices[:count]
-    pad = np.repeat(vertices[-1:], count - len(vertices), axis=0)
-    return np.concatenate([vertices, pad])

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from pipelines.base import BadInput, PipelineError
+from pipelines.th.neural.fv2v.checkpoint import PARTS, SAFETENSORS_PREFIXES
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -142,10 +143,6 @@ def _safe_detect(layout: Layout, state: StateDict) -> bool:
         return False
 
 
-# Parts of a face-vid2vid / SadTalker checkpoint the platform uses, and the prefixes SadTalker gives them.
-FV2V_PARTS = ("generator", "kp_detector", "he_estimator")
-SADTALKER_PREFIXES = {"generator.": "generator", "kp_extractor.": "kp_detector", "he_estimator.": "he_estimator"}
-
 
 def _read_parts(path: Path) -> tuple[list[tuple[str, dict[str, torch.Tensor]]], list[str]]:
     if not path.is_file():
@@ -157,20 +154,20 @@ def _read_parts(path: Path) -> tuple[list[tuple[str, dict[str, torch.Tensor]]], 
         grouped: dict[str, dict[str, torch.Tensor]] = {}
         other_prefixes: set[str] = set()
         for key, tensor in flat.items():
-            prefix = next((p for p in SADTALKER_PREFIXES if key.startswith(p)), None)
+            prefix = next((p for p in SAFETENSORS_PREFIXES if key.startswith(p)), None)
             if prefix is None:
                 other_prefixes.add(key.split(".", 1)[0])
                 continue
-            grouped.setdefault(SADTALKER_PREFIXES[prefix], {})[key[len(prefix) :]] = tensor
+            grouped.setdefault(SAFETENSORS_PREFIXES[prefix], {})[key[len(prefix) :]] = tensor
         if not grouped:
             return [("file", dict(flat))], []
-        return [(part, grouped[part]) for part in FV2V_PARTS if part in grouped], sorted(other_prefixes)
+        return [(part, grouped[part]) for part in PARTS if part in grouped], sorted(other_prefixes)
     content = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(content, dict):
         raise BadInput(f"{path.name} holds a {type(content).__name__}, not a state dict or a checkpoint dict")
     if all(isinstance(value, torch.Tensor) for value in content.values()):
         return [("file", content)], []
-    parts = [(name, content[name]) for name in FV2V_PARTS if isinstance(content.get(name), dict)]
+    parts = [(name, content[name]) for name in PARTS if isinstance(content.get(name), dict)]
     if "state_dict" in content and isinstance(content["state_dict"], dict) and not parts:
         parts = [("state_dict", content["state_dict"])]
     if not parts:
