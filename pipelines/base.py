@@ -53,6 +53,7 @@ class Source(str, enum.Enum):
     REQUEST = "request"  # a file given with the run request (e.g. --audio for inference)
     COMMON = "common"  # a shared model file under common/{model}/
     OUTPUT = "output"  # a file an earlier stage of the same job wrote (e.g. inference's normalised audio)
+    MEMBER = "member"  # dataset tasks: a file each member twin's preprocess of the same model wrote
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ class InputSpec:
     """One input of a stage.
 
     `name` is the key under which the local path appears in `StageContext.inputs`. For RAW, `kind` is the media
-    folder (audio|image|video); for PROCESSED, COMMON and OUTPUT, `relative` is the file's relative name.
-    An optional input that is absent is simply missing from `StageContext.inputs`.
+    folder (audio|image|video); for PROCESSED, COMMON, OUTPUT and MEMBER, `relative` is the file's relative name.
+    A MEMBER input is resolved once per member twin of a dataset job and appears as "{twin_id}/{name}" (see
+    `StageContext.members`). An optional input that is absent is simply missing from `StageContext.inputs`.
     """
 
     name: str
@@ -73,10 +75,22 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """One output file, relative to the stage's output area (e.g. "video/video.mp4")."""
+    """One output file, relative to the stage's output area (e.g. "video/video.mp4").
+
+    A `relative` ending in "/" declares a folder: every file the stage writes beneath it is an output (for
+    dataset tasks, whose file count depends on the data). A required folder must hold at least one file.
+    """
 
     relative: str
     optional: bool = False
+
+    @property
+    def is_folder(self) -> bool:
+        return self.relative.endswith("/")
+
+    def covers(self, relative: str) -> bool:
+        """Whether the written file `relative` is this output (or lies in this output folder)."""
+        return relative.startswith(self.relative) if self.is_folder else relative == self.relative
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,8 @@ class StageContext:
     params: Mapping[str, Any] = field(default_factory=dict)
     progress: ProgressCallback = _no_progress
     is_cancelled: Callable[[], bool] = _never_cancelled
+    # input name (as in `inputs`) -> {"key": store key, "checksum": its version}: what a dataset manifest records
+    sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def output_path(self, relative: str) -> Path:
         """Where to write the declared output `relative`; parent folders are created."""
@@ -118,6 +134,16 @@ class StageContext:
     def check_cancelled(self) -> None:
         if self.is_cancelled():
             raise Cancelled("the platform asked this stage to stop")
+
+    def members(self) -> dict[str, dict[str, Path]]:
+        """MEMBER inputs grouped by twin: {twin_id: {input name: local path}}, twins in the job's order
+        (`params["twins"]`), each twin present even when none of its inputs was found."""
+        grouped: dict[str, dict[str, Path]] = {str(twin): {} for twin in self.params.get("twins", ())}
+        for key, path in self.inputs.items():
+            twin, sep, name = key.partition("/")
+            if sep:
+                grouped.setdefault(twin, {})[name] = path
+        return grouped
 
 
 @dataclass
@@ -148,7 +174,7 @@ class Stage(Protocol):
 
 @dataclass(frozen=True)
 class Pipeline:
-    """The ordered stages of one (model, task). `output_area` is where outputs land (processed|inference)."""
+    """The ordered stages of one (model, task). `output_area` is where outputs land (processed|inference|datasets)."""
 
     model: str
     task: str
@@ -170,6 +196,8 @@ class Pipeline:
                 raise ValueError(f"stage name {stage.name!r} repeats in {self.model}/{self.task}")
             seen.add(stage.name)
             for spec in stage.inputs:
+                if spec.source is Source.MEMBER and self.output_area != "datasets":
+                    raise ValueError(f"stage {stage.name!r} reads member inputs, which only dataset tasks have")
                 own_output = spec.source is Source.OUTPUT or (
                     spec.source is Source.PROCESSED and self.output_area == "processed"
                 )

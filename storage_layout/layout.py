@@ -252,7 +252,8 @@ def _require_distinct(first: AreaSpec, second: AreaSpec, *, mirror: bool) -> Non
     )
 
 
-#: the seed layout: the tree the TH team's storage used, plus the attempt-scoped scratch area
+#: the seed layout: the tree the TH team's storage used, plus the attempt-scoped scratch area and the datasets
+#: that dataset tasks assemble from many twins
 DEFAULT_LAYOUT = Layout(
     (
         AreaSpec(Area.RAW, "raw/{twin_id}", "warping-data/{twin_id}"),
@@ -268,5 +269,6 @@ DEFAULT_LAYOUT = Layout(
         ),
         AreaSpec(Area.COMMON, "common/{model}", "warping-common/{model}"),
         AreaSpec(Area.SCRATCH, "scratch/{job}/{attempt}", "warping-scratch/{job}/{attempt}"),
+        AreaSpec(Area.DATASETS, "datasets/{model}/{name}", "warping-datasets/{model}/{name}"),
     )
 )

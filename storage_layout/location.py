@@ -22,6 +22,7 @@ class Area(str, enum.Enum):
     INFERENCE = "inference"  # a model's outputs for one inference run of a twin
     COMMON = "common"  # a model's shared files: checkpoints, configs, static assets
     SCRATCH = "scratch"  # one job attempt's uploads, before they are promoted to their final keys
+    DATASETS = "datasets"  # a model's training datasets assembled from many twins' preprocess outputs
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ class Location:
         return cls.of(Area.COMMON, relative, model=model)
 
     @classmethod
+    def dataset(cls, model: str, name: str, relative: str) -> Location:
+        """A file of the training dataset `name` of a model: `Location.dataset("facesync", "v1", "train/a.npz")`."""
+        return cls.of(Area.DATASETS, relative, model=model, name=name)
+
+    @classmethod
     def scratch(cls, job: str, attempt: int | str, relative: str) -> Location:
         """An upload of one job attempt, kept apart until the attempt's outputs are promoted."""
         return cls.of(Area.SCRATCH, relative, job=job, attempt=validate_attempt(attempt))
@@ -97,5 +103,5 @@ class Location:
 
     @property
     def twin_id(self) -> str | None:
-        """The twin this file belongs to, or None in an area without twins (common, scratch)."""
+        """The twin this file belongs to, or None in an area without twins (common, scratch, datasets)."""
         return dict(self.fields).get("twin_id")

@@ -32,8 +32,26 @@ def test_the_default_layout_declares_the_seed_tree() -> None:
         Area.INFERENCE: ("inference/{twin_id}/{model}/{run}", "warping-serving/{twin_id}/{model}/{run}"),
         Area.COMMON: ("common/{model}", "warping-common/{model}"),
         Area.SCRATCH: ("scratch/{job}/{attempt}", "warping-scratch/{job}/{attempt}"),
+        Area.DATASETS: ("datasets/{model}/{name}", "warping-datasets/{model}/{name}"),
     }
-    assert [area.value for area in Area] == ["raw", "processed", "inference", "common", "scratch"]
+    assert [area.value for area in Area] == ["raw", "processed", "inference", "common", "scratch", "datasets"]
+
+
+def test_a_dataset_file_has_a_key_and_a_mirror_path_that_parse_back(tmp_path: Path) -> None:
+    location = Location.dataset("bilayer", "vox_v1", "imgs/train/alice/abc/00001/0.jpg")
+    key = DEFAULT_LAYOUT.key(location)
+    assert key == "datasets/bilayer/vox_v1/imgs/train/alice/abc/00001/0.jpg"
+    assert DEFAULT_LAYOUT.parse_key(key) == location
+    mirror = DEFAULT_LAYOUT.mirror_path(location, tmp_path)
+    assert mirror == tmp_path / "warping-datasets/bilayer/vox_v1/imgs/train/alice/abc/00001/0.jpg"
+    assert DEFAULT_LAYOUT.parse_mirror_path(mirror, tmp_path) == location
+    assert DEFAULT_LAYOUT.prefix(Area.DATASETS, model="bilayer", name="vox_v1") == "datasets/bilayer/vox_v1/"
+    assert location.twin_id is None
+    assert "datasets/" not in " ".join(DEFAULT_LAYOUT.twin_prefixes("alice"))  # deleting a twin keeps datasets
+    with pytest.raises(InvalidKey, match="name '..' is invalid"):
+        DEFAULT_LAYOUT.parse_key("datasets/facesync/../x")
+    with pytest.raises(storage_layout.LayoutError, match="name"):
+        Location.dataset("bilayer", "../escape", "a.npz")
 
 
 @pytest.mark.parametrize(
@@ -90,20 +108,6 @@ def test_templates_differing_in_a_later_literal_are_distinct() -> None:
     assert layout.parse_key("t/a/in/x").area is Area.RAW
     with pytest.raises(InvalidKey, match="has too few parts"):
         layout.parse_key("t/a")
-
-
-def test_an_area_with_a_new_placeholder_is_one_spec_entry() -> None:
-    # Area.COMMON stands in for a new `datasets` area: the point is that {name} needs no code anywhere.
-    datasets = AreaSpec(Area.COMMON, "datasets/{model}/{name}", "warping-datasets/{model}/{name}")
-    layout = Layout([*(spec for spec in DEFAULT_LAYOUT.specs if spec.area is not Area.COMMON), datasets])
-    location = Location.of(Area.COMMON, "train/0001.npz", model="facesync", name="vox2")
-    assert layout.key(location) == "datasets/facesync/vox2/train/0001.npz"
-    assert layout.parse_key("datasets/facesync/vox2/train/0001.npz") == location
-    assert layout.mirror_path(location, Path("/r")) == Path("/r/warping-datasets/facesync/vox2/train/0001.npz")
-    assert layout.prefix(Area.COMMON, model="facesync") == "datasets/facesync/"
-    assert layout.twin_prefixes("alice") == ["raw/alice/", "processed/alice/", "inference/alice/"]
-    with pytest.raises(InvalidKey, match="name '..' is invalid"):
-        layout.parse_key("datasets/facesync/../x")
 
 
 def test_an_area_missing_from_a_layout_is_reported() -> None:

@@ -151,3 +151,6 @@ def register() -> None:
     register_pipeline("kit", "noop", "tests.support.kit_pipelines:build_noop_pipeline")
     register_pipeline("kit", "gpu", "tests.support.kit_pipelines:build_gpu_pipeline")
     register_pipeline("kit", "inference", "tests.support.kit_pipelines:build_inference_pipeline")
+    from tests.support import kit_datasets  # the tiny dataset model rides along, so workers know it too
+
+    kit_datasets.register()

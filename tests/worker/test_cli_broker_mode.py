@@ -66,3 +66,20 @@ def test_status_shows_where_a_running_stage_runs_and_its_heartbeat(cluster: Clus
     assert code == 0
     assert f"on {running[0].worker}" in output and "heartbeat" in output and "s ago" in output
     assert cluster.wait_for([job_id], 60) == {job_id: "succeeded"}
+
+
+def test_dataset_build_waits_for_the_workers_preprocess_then_has_them_build_the_dataset(cluster: Cluster) -> None:
+    for twin in ("alice", "bob"):
+        cluster.make_twin(twin)
+    cluster.start_worker()
+    code, output = invoke(cluster, "dataset", "build", "--model", "kitds", "--name", "v1", "--twins", "alice,bob")
+    assert code == 0, output + worker_log_tail(cluster)
+    assert "kitds/preprocess job" in output and "over 2 twin(s)" in output
+    assert "assemble   succeeded" in output
+    store = cluster.work_dir / "store" / "datasets/kitds/v1"
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert sorted(manifest["twins"]) == ["alice", "bob"] and manifest["excluded"] == {}
+    assert sorted(p.name for p in (store / "items").iterdir()) == ["alice.json", "bob.json"]
+    code, output = invoke(cluster, "status", "--dataset", "v1", "--json")
+    (job,) = json.loads(output)
+    assert job["state"] == "succeeded" and job["stages"][0]["state"] == "succeeded"

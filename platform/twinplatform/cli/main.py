@@ -17,6 +17,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "twin": ("twinplatform.cli.commands.twin:twin", "Create, ingest into, list, show and remove twins."),
     "run": ("twinplatform.cli.commands.run:run", "Run a task (preprocess, inference) for a twin."),
     "status": ("twinplatform.cli.commands.status:status", "Recent jobs and their stages at a glance."),
+    "dataset": (
+        "twinplatform.cli.commands.dataset:dataset",
+        "Build a model's training dataset from many twins; show its status.",
+    ),
     "jobs": ("twinplatform.cli.commands.jobs:jobs", "List, inspect, retry and cancel jobs."),
     "db": ("twinplatform.cli.commands.db:db", "Database schema migrations."),
     "config": (

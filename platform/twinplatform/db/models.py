@@ -70,7 +70,9 @@ class Asset(Base):
 
 
 class Job(Base):
-    """One request to run a (model, task) for a twin. Its stages are `StageRun` rows."""
+    """One request to run a (model, task) for a twin, or (task "dataset") to build the dataset `dataset` of a model
+    from many twins (then `twin_id` is empty and the member twins are in `params["twins"]`). Its stages are
+    `StageRun` rows."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -86,7 +88,8 @@ class Job(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
-    twin_id: Mapped[str] = mapped_column(ForeignKey("twins.id", ondelete="CASCADE"), index=True)
+    twin_id: Mapped[str | None] = mapped_column(ForeignKey("twins.id", ondelete="CASCADE"), index=True)
+    dataset: Mapped[str | None] = mapped_column(String(64), index=True)
     model: Mapped[str] = mapped_column(String(32))
     task: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -101,7 +104,7 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    twin: Mapped[Twin] = relationship(back_populates="jobs")
+    twin: Mapped[Twin | None] = relationship(back_populates="jobs")
     stage_runs: Mapped[list[StageRun]] = relationship(
         back_populates="job", order_by="StageRun.position", cascade="all, delete-orphan", passive_deletes=True
     )

@@ -49,11 +49,19 @@ def upload_to_scratch(
     heartbeat: Heartbeat,
 ) -> dict[str, Any]:
     """Check the declared outputs and upload them under this attempt's scratch prefix; return the manifest."""
-    declared = {spec.relative: spec for spec in stage.outputs}
-    undeclared = [name for name in result.outputs if name not in declared]
+    undeclared = [name for name in result.outputs if not any(spec.covers(name) for spec in stage.outputs)]
     if undeclared:
-        raise AssertionError(f"stage {stage.name} reported undeclared outputs {undeclared}")
-    missing = [s.relative for s in stage.outputs if not s.optional and not (output_dir / s.relative).is_file()]
+        raise AssertionError(f"stage {stage.name} reported undeclared outputs {undeclared[:5]}")
+    missing = [
+        spec.relative
+        for spec in stage.outputs
+        if not spec.optional
+        and not (
+            any(spec.covers(name) for name in result.outputs)
+            if spec.is_folder
+            else (output_dir / spec.relative).is_file()
+        )
+    ]
     if missing:
         raise AssertionError(f"stage {stage.name} did not write its declared outputs {missing}")
     outputs: dict[str, Any] = {}

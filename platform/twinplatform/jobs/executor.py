@@ -13,19 +13,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from pipelines.base import Pipeline, Stage, StageContext
 from pipelines.registry import load_pipeline
 from twinplatform.db.base import utcnow
-from twinplatform.db.models import Job, StageRun
+from twinplatform.db.models import Asset, Job, StageRun
 from twinplatform.domain import ErrorKind, StageState
 from twinplatform.errors import LeaseLost
-from twinplatform.jobs import commit, outbox
+from twinplatform.jobs import commit, events, outbox
 from twinplatform.jobs.dbretry import with_db_retry
 from twinplatform.jobs.failures import Failure, classify
 from twinplatform.jobs.fingerprint import input_fingerprint
-from twinplatform.jobs.inputs import ResolvedInput, resolve_inputs
+from twinplatform.jobs.inputs import ResolvedInput, output_location, resolve_inputs
 from twinplatform.jobs.lease import Claim, Heartbeat, claim, end_attempt, guarded_update
 from twinplatform.jobs.progression import advance_job
 from twinplatform.jobs.runtime import Runtime
@@ -102,6 +102,7 @@ def execute_stage(
             None,
         )
         if prior is not None:
+            _prune_dataset(runtime, held, pipeline, prior)
             return _finish(
                 runtime,
                 held,
@@ -120,6 +121,7 @@ def execute_stage(
             params=stage_params,
             progress=_ProgressReporter(runtime, held, on_progress),
             is_cancelled=lambda: heartbeat.cancel_requested.is_set() or heartbeat.lease_lost.is_set(),
+            sources={name: {"key": item.key, "checksum": item.version} for name, item in resolved.items()},
         )
         started = time.monotonic()
         result = stage.run(context)
@@ -146,6 +148,7 @@ def execute_stage(
         if dispatched is None:
             return StageOutcome(stage_run_id, None, "lease lost after commit; the next attempt finishes it")
         commit.discard_scratch(runtime, manifest)
+        _prune_dataset(runtime, held, pipeline, manifest)
         return StageOutcome(stage_run_id, StageState.SUCCEEDED, message, dispatched)
     except LeaseLost as exc:
         commit.discard_scratch(runtime, manifest)
@@ -188,7 +191,7 @@ def _prepare(runtime: Runtime, held: Claim, pipeline: Pipeline, stage: Stage) ->
             select(StageRun.output_manifest)
             .join(Job)
             .where(
-                Job.twin_id == held.twin_id,
+                Job.twin_id == held.twin_id if held.twin_id is not None else Job.twin_id.is_(None),
                 Job.model == held.model,
                 StageRun.stage == held.stage,
                 StageRun.state == StageState.SUCCEEDED.value,
@@ -198,6 +201,30 @@ def _prepare(runtime: Runtime, held: Claim, pipeline: Pipeline, stage: Stage) ->
             .limit(3)
         ).all()
     return _Prepared(resolved=resolved, fingerprint=fingerprint, candidates=[m for m in candidates if m])
+
+
+def _prune_dataset(runtime: Runtime, held: Claim, pipeline: Pipeline, manifest: dict[str, Any]) -> None:
+    """After a dataset build committed (or was found up to date), delete what an earlier build of the same dataset
+    left that this one did not write (say, the samples of a twin now excluded), so the dataset's folder holds
+    exactly the files of its manifest. Runs after the commit: readers never see a half-written build."""
+    if pipeline.output_area != "datasets":
+        return
+    keep = {entry["key"] for entry in manifest.get("outputs", {}).values()}
+    prefix = runtime.layout.key(output_location(held, pipeline.output_area, "x"))[: -len("x")]
+    stale = [info.key for info in runtime.backend.list(prefix) if info.key not in keep]
+    for key in stale:
+        runtime.backend.delete(key)
+    if stale:
+        with runtime.sessions() as session, session.begin():
+            session.execute(delete(Asset).where(Asset.key.in_(stale)))
+            events.record_ids(
+                session,
+                "dataset.pruned",
+                twin_id=None,
+                job_id=held.job_id,
+                message=f"removed {len(stale)} file(s) an earlier build of this dataset left under {prefix}",
+                data={"removed": stale[:100]},
+            )
 
 
 def _is_committed_by(runtime: Runtime, held: Claim) -> bool:

@@ -26,7 +26,7 @@ class JobRef(Protocol):
     def job_id(self) -> str: ...
 
     @property
-    def twin_id(self) -> str: ...
+    def twin_id(self) -> str | None: ...
 
     @property
     def model(self) -> str: ...
@@ -61,6 +61,9 @@ def resolve_inputs(
     """
     resolved: dict[str, ResolvedInput] = {}
     for spec in stage.inputs:
+        if spec.source is Source.MEMBER:
+            resolved.update(_resolve_members(session, job, spec, layout=layout, backend=backend))
+            continue
         found = _resolve_one(session, job, spec, output_area=output_area, layout=layout, backend=backend)
         if found is not None:
             resolved[spec.name] = found
@@ -71,6 +74,20 @@ def resolve_inputs(
                 "run the task that produces it first"
             )
     return resolved
+
+
+def _resolve_members(
+    session: Session, job: JobRef, spec: InputSpec, *, layout: Layout, backend: StorageBackend
+) -> dict[str, ResolvedInput]:
+    """A MEMBER input of a dataset job: the file `spec.relative` of each member twin's preprocess of this model,
+    named "{twin}/{spec.name}". A member without the file is left out (the dataset stage reports that twin)."""
+    found: dict[str, ResolvedInput] = {}
+    for twin in job.params.get("twins") or ():
+        key = layout.key(Location.processed(str(twin), job.model, _relative(spec)))
+        item = _registered_or_stored(session, f"{twin}/{spec.name}", key, backend)
+        if item is not None:
+            found[item.name] = item
+    return found
 
 
 def _resolve_one(
@@ -84,7 +101,7 @@ def _resolve_one(
         ).first()
         return None if asset is None else ResolvedInput(spec.name, asset.key, asset.checksum)
     if spec.source is Source.PROCESSED:
-        key = layout.key(Location.processed(job.twin_id, job.model, _relative(spec)))
+        key = layout.key(Location.processed(_twin(job), job.model, _relative(spec)))
         return _registered_or_stored(session, spec.name, key, backend)
     if spec.source is Source.COMMON:
         key = layout.key(Location.common(job.model, _relative(spec)))
@@ -99,13 +116,22 @@ def _resolve_one(
 
 
 def output_location(job: JobRef, output_area: str, relative: str) -> Location:
-    """Where this job's output `relative` lives: processed/{twin}/preprocessed/{model}/... or, for inference,
-    inference/{twin}/{model}/{run}/... with the run named in the params (default: the job id)."""
+    """Where this job's output `relative` lives: processed/{twin}/preprocessed/{model}/...; for inference,
+    inference/{twin}/{model}/{run}/... with the run named in the params (default: the job id); for a dataset job,
+    datasets/{model}/{name}/... with the name in the params."""
     if output_area == "processed":
-        return Location.processed(job.twin_id, job.model, relative)
+        return Location.processed(_twin(job), job.model, relative)
     if output_area == "inference":
-        return Location.inference(job.twin_id, job.model, str(job.params.get("run") or job.job_id), relative)
+        return Location.inference(_twin(job), job.model, str(job.params.get("run") or job.job_id), relative)
+    if output_area == "datasets":
+        return Location.dataset(job.model, str(job.params.get("dataset") or ""), relative)
     raise AssertionError(f"unknown output area {output_area!r}")
+
+
+def _twin(job: JobRef) -> str:
+    if job.twin_id is None:
+        raise AssertionError(f"job {job.job_id} serves no twin, so it has no twin inputs or outputs")
+    return job.twin_id
 
 
 def _relative(spec: InputSpec) -> str:

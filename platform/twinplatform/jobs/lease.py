@@ -29,7 +29,7 @@ class Claim:
     stage_run_id: int
     attempt: int
     job_id: str
-    twin_id: str
+    twin_id: str | None  # None for a dataset job (its member twins are in params["twins"])
     model: str
     task: str
     stage: str

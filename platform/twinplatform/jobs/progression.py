@@ -43,7 +43,7 @@ def advance_job(session: Session, job: Job) -> list[StageRun]:
     return [pending]
 
 
-def advance_after_success(session: Session, *, job_id: str, twin_id: str) -> bool:
+def advance_after_success(session: Session, *, job_id: str, twin_id: str | None) -> bool:
     """`advance_job` right after one of the job's stages succeeded, in plain statements (the per-stage hot path
     of every worker); True when a next stage was written to the outbox.
 

@@ -25,16 +25,18 @@ class Submitted:
     created: bool  # False when an identical active job already existed and is returned instead
 
 
-def idempotency_key(twin_id: str, model: str, task: str, params: dict[str, Any]) -> str:
-    canonical = json.dumps([twin_id, model, task, params], sort_keys=True, separators=(",", ":"))
+def idempotency_key(owner: str, model: str, task: str, params: dict[str, Any]) -> str:
+    """`owner` is the twin id, or "dataset:{name}" for a dataset job."""
+    canonical = json.dumps([owner, model, task, params], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def submit_job(
     runtime: Runtime,
     pipeline: Pipeline,
-    twin_id: str,
+    twin_id: str | None,
     *,
+    dataset: str | None = None,
     params: dict[str, Any] | None = None,
     priority: int = 0,
     requested_gpus: int = 0,
@@ -42,18 +44,23 @@ def submit_job(
 ) -> Submitted:
     """Record a job and its stages (state QUEUED); return the existing job for a duplicate active request.
 
-    With `executor="celery"` the first stage's dispatch is written to the outbox in the same transaction.
+    A job serves one twin (`twin_id`) or builds one dataset (`dataset`, with the member twins in
+    `params["twins"]`), never both. With `executor="celery"` the first stage's dispatch is written to the outbox
+    in the same transaction.
     """
+    if (twin_id is None) == (dataset is None):
+        raise ValueError("a job serves either one twin or one dataset")
     params = dict(params or {})
-    key = idempotency_key(twin_id, pipeline.model, pipeline.task, params)
+    key = idempotency_key(twin_id or f"dataset:{dataset}", pipeline.model, pipeline.task, params)
     with runtime.sessions() as session:
-        if session.get(Twin, twin_id) is None:
+        if twin_id is not None and session.get(Twin, twin_id) is None:
             raise TwinNotFound(twin_id)
         existing = _active_job(session, key)
         if existing is not None:
             return Submitted(existing.id, created=False)
         job = Job(
             twin_id=twin_id,
+            dataset=dataset,
             model=pipeline.model,
             task=pipeline.task,
             params=params,

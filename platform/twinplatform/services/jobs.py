@@ -63,7 +63,8 @@ class StageView:
 @dataclass(frozen=True)
 class JobView:
     job_id: str
-    twin_id: str
+    twin_id: str | None  # None for a dataset job
+    dataset: str | None  # the dataset a dataset job builds
     model: str
     task: str
     state: str
@@ -79,6 +80,11 @@ class JobView:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def subject(self) -> str:
+        """What the job serves, for tables: the twin id, or "dataset NAME"."""
+        return self.twin_id if self.twin_id is not None else f"dataset {self.dataset}"
+
+    @property
     def progress(self) -> float:
         if not self.stages:
             return 0.0
@@ -89,6 +95,7 @@ class JobView:
         return cls(
             job_id=job.id,
             twin_id=job.twin_id,
+            dataset=job.dataset,
             model=job.model,
             task=job.task,
             state=job.state,
@@ -126,12 +133,19 @@ class JobView:
 
 
 def list_jobs(
-    sessions: sessionmaker[Session], *, twin_id: str | None = None, state: str | None = None, limit: int = 20
+    sessions: sessionmaker[Session],
+    *,
+    twin_id: str | None = None,
+    dataset: str | None = None,
+    state: str | None = None,
+    limit: int = 20,
 ) -> list[JobView]:
     with sessions() as session:
         query = select(Job).order_by(Job.created_at.desc()).limit(limit)
         if twin_id is not None:
             query = query.where(Job.twin_id == twin_id)
+        if dataset is not None:
+            query = query.where(Job.dataset == dataset)
         if state is not None:
             query = query.where(Job.state == state)
         return [JobView.of(job) for job in session.scalars(query)]

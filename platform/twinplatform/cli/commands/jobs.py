@@ -31,7 +31,7 @@ def list_command(twin_id: str | None, state: str | None, limit: int, as_json: bo
         [
             [
                 j.job_id,
-                j.twin_id,
+                j.subject,
                 f"{j.model}/{j.task}",
                 state_text(j.state),
                 f"{j.progress * 100:.0f}%",
@@ -56,7 +56,7 @@ def show(job_id: str, with_events: bool, as_json: bool) -> None:
     if as_json:
         echo_json(view.as_json())
         return
-    click.echo(f"job {view.job_id}  {view.model}/{view.task}  twin {view.twin_id}  {state_text(view.state)}")
+    click.echo(f"job {view.job_id}  {view.model}/{view.task}  {view.subject}  {state_text(view.state)}")
     click.echo(f"  created {view.created_at}  started {view.started_at or '-'}  finished {view.finished_at or '-'}")
     if view.error:
         click.secho(f"  error ({view.error_kind}): {view.error}", fg="red")

@@ -13,9 +13,10 @@ from twinplatform.cli.output import echo_json, short, state_text, table
 
 @click.command()
 @click.option("--twin-id", default=None, help="Only this twin's jobs.")
+@click.option("--dataset", default=None, help="Only the jobs that built this dataset.")
 @click.option("--limit", default=10, show_default=True, help="How many recent jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON (a list of jobs; schema in docs/cli.md).")
-def status(twin_id: str | None, limit: int, as_json: bool) -> None:
+def status(twin_id: str | None, dataset: str | None, limit: int, as_json: bool) -> None:
     """What ran, what is running, what failed and why."""
     from twinplatform.services.jobs import list_jobs
     from twinplatform.services.twins import checked_twin_id, require_twin
@@ -24,7 +25,7 @@ def status(twin_id: str | None, limit: int, as_json: bool) -> None:
     if twin_id is not None:
         with runtime.sessions() as session:
             require_twin(session, checked_twin_id(twin_id))
-    jobs = list_jobs(runtime.sessions, twin_id=twin_id, limit=limit)
+    jobs = list_jobs(runtime.sessions, twin_id=twin_id, dataset=dataset, limit=limit)
     if as_json:
         echo_json([job.as_json() for job in jobs])
         return
@@ -35,7 +36,7 @@ def status(twin_id: str | None, limit: int, as_json: bool) -> None:
     for job in jobs:
         rows.append(
             [
-                job.twin_id,
+                job.subject,
                 job.job_id[:12],
                 f"{job.model}/{job.task}",
                 "",

@@ -1,0 +1,1 @@
+"""What every dataset task shares: reproducible splits, member bookkeeping and the dataset manifest."""
