@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,28 @@ def test_a_bucket_that_does_not_exist(production: Platform, tmp_path: Path) -> N
     assert "no-such-bucket-here" in result.output
     job = production.json("status", "--twin-id", "alice")[0]
     assert job["state"] == "failed" and job["error_kind"] == "config" and "no-such-bucket-here" in job["error"]
+
+
+def test_a_dataset_build_lands_under_datasets_with_the_checksums_in_its_manifest(
+    production: Platform, s3_bucket: MotoBucket, tmp_path: Path
+) -> None:
+    from tests.support import kit_datasets
+
+    kit_datasets.register()
+    production("db", "upgrade")
+    for twin, size in (("a", 40), ("b", 20)):
+        upload = tmp_path / f"{twin}.wav"
+        upload.write_bytes(b"x" * size)
+        production("twin", "ingest", twin, str(upload), "--kind", "audio", "--create")
+    production("dataset", "build", "--model", "kitds", "--name", "v1", "--twins", "a,b")
+    production("dataset", "build", "--model", "kitds", "--name", "v1", "--twins", "a,b", "--param", "min_bytes=30")
+    client = s3_bucket.plain_client()
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket.name, Prefix="datasets/")["Contents"])
+    # the second build excluded b: its item was pruned, not left behind from the first build
+    assert keys == [f"datasets/kitds/v1/{name}" for name in ("items/a.json", "manifest.json", "splits.json")]
+    manifest = json.loads(client.get_object(Bucket=s3_bucket.name, Key=keys[1])["Body"].read())
+    source = manifest["twins"]["a"]["inputs"]["size"]
+    body = client.get_object(Bucket=s3_bucket.name, Key=source["key"])["Body"].read()
+    assert source["checksum"] == hashlib.sha256(body).hexdigest()
+    assert "fewer than min_bytes=30" in manifest["excluded"]["b"]
+    assert not client.list_objects_v2(Bucket=s3_bucket.name, Prefix="scratch/").get("Contents")
