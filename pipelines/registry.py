@@ -10,6 +10,11 @@ from pipelines.base import Pipeline
 PIPELINES: dict[tuple[str, str], str] = {
     ("th", "preprocess"): "pipelines.th.preprocess:build_pipeline",
     ("th", "inference"): "pipelines.th.inference:build_pipeline",
+    # Dataset models: a per-twin preprocess, and a dataset task that assembles many twins into one dataset.
+    ("facesync", "preprocess"): "pipelines.facesync.preprocess:build_pipeline",
+    ("facesync", "dataset"): "pipelines.facesync.dataset:build_pipeline",
+    ("bilayer", "preprocess"): "pipelines.bilayer.preprocess:build_pipeline",
+    ("bilayer", "dataset"): "pipelines.bilayer.dataset:build_pipeline",
 }
 
 
