@@ -144,7 +144,15 @@ def submit_dataset_job(
     """Record the dataset job over the usable twins. With none usable it still runs, and fails with every
     twin's reason: the failure is on record like any other."""
     pipeline = load_pipeline(request.model, "dataset")
-    params = {**request.params, "dataset": request.name, "twins": list(usable), "excluded": dict(excluded)}
+    # NOTE: the preprocess parameters ride along (the dataset's own win) so a dataset stage can check that every
+    # member was preprocessed with them (e.g. perceptalign's chunk length) without the user repeating them.
+    params = {
+        **request.preprocess_params,
+        **request.params,
+        "dataset": request.name,
+        "twins": list(usable),
+        "excluded": dict(excluded),
+    }
     return submit_job(
         runtime,
         pipeline,

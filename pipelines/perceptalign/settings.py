@@ -1,0 +1,106 @@
+"""The chunking and flow settings, read from job parameters with this model's defaults.
+
+The same settings shape a twin's preprocess outputs and the dataset's folder names, so the preprocess and the
+dataset task read them with one parser: a dataset only takes twins preprocessed with the settings it was asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Any
+
+from pipelines.base import BadInput
+
+DEFAULT_FPS = 21.5  # SpecVQGAN's video rate: 215 frames per 10 s chunk
+DEFAULT_SAMPLE_RATE_HZ = 22050  # SpecVQGAN's audio rate (its MelGAN vocoder's)
+DEFAULT_DURATION_S = 10.0
+DEFAULT_FLOW_SHORT_SIDE = 256  # TSN/Kinetics convention; the BN-Inception flow extractor resizes to 224 anyway
+DEFAULT_FLOW_BOUND = 20.0  # TSN's build_of.py (-b 20): what the Kinetics BN-Inception flow weights were fed
+FLOW_ALGORITHMS = ("auto", "farneback", "tvl1")
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How a twin's recording is cut and described. `flow_short_side` 0 keeps the video's own size."""
+
+    fps: float = DEFAULT_FPS
+    sample_rate_hz: int = DEFAULT_SAMPLE_RATE_HZ
+    duration_s: float = DEFAULT_DURATION_S
+    flow_short_side: int = DEFAULT_FLOW_SHORT_SIDE
+    flow_bound: float = DEFAULT_FLOW_BOUND
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ChunkSettings:
+        """Parse and check the job's parameters; BadInput names the parameter, its value and what to give."""
+        settings = cls(
+            fps=_number(params, "fps", DEFAULT_FPS, low=1, high=120),
+            sample_rate_hz=_whole(params, "sample_rate_hz", DEFAULT_SAMPLE_RATE_HZ, low=8000, high=192000),
+            duration_s=_number(params, "duration_s", DEFAULT_DURATION_S, low=0.1, high=600),
+            flow_short_side=_whole(params, "flow_short_side", DEFAULT_FLOW_SHORT_SIDE, low=0, high=4096),
+            flow_bound=_number(params, "flow_bound", DEFAULT_FLOW_BOUND, low=0.1, high=1000),
+        )
+        frames = Fraction(str(settings.duration_s)) * Fraction(str(settings.fps))
+        if frames.denominator != 1 or frames < 2:
+            raise BadInput(
+                f"parameters duration_s={settings.duration_s:g} and fps={settings.fps:g} give {float(frames):g} "
+                "frames per chunk; choose values whose product is a whole number of at least 2 frames "
+                "(default 10 s at 21.5 fps = 215 frames)"
+            )
+        samples = Fraction(str(settings.duration_s)) * settings.sample_rate_hz
+        if samples.denominator != 1:
+            raise BadInput(
+                f"parameters duration_s={settings.duration_s:g} and sample_rate_hz={settings.sample_rate_hz} give "
+                f"{float(samples):g} samples per chunk; choose a duration that is a whole number of samples"
+            )
+        return settings
+
+    @property
+    def frames_per_chunk(self) -> int:
+        return int(Fraction(str(self.duration_s)) * Fraction(str(self.fps)))
+
+    @property
+    def samples_per_chunk(self) -> int:
+        return int(Fraction(str(self.duration_s)) * self.sample_rate_hz)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def differences(self, other: Mapping[str, Any]) -> list[str]:
+        """'name: theirs, not ours' for each setting `other` (a twin's recorded settings) gives differently."""
+        ours = self.to_json()
+        return [
+            f"{name}={other.get(name)!r} (this dataset asks for {value!r})"
+            for name, value in ours.items()
+            if not _same(other.get(name), value)
+        ]
+
+
+def flow_algorithm_param(params: Mapping[str, Any]) -> str:
+    value = params.get("flow_algorithm", "auto")
+    if value not in FLOW_ALGORITHMS:
+        raise BadInput(f"parameter flow_algorithm={value!r} is not one of {', '.join(FLOW_ALGORITHMS)} (default auto)")
+    return str(value)
+
+
+def _same(theirs: Any, ours: Any) -> bool:
+    if isinstance(theirs, bool) or not isinstance(theirs, (int, float)):
+        return False
+    return abs(float(theirs) - float(ours)) < 1e-9
+
+
+def _number(params: Mapping[str, Any], name: str, default: float, *, low: float, high: float) -> float:
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise BadInput(f"parameter {name}={value!r} is out of range; give a number from {low:g} to {high:g} "
+                       f"(default {default:g})")
+    return float(value)
+
+
+def _whole(params: Mapping[str, Any], name: str, default: int, *, low: int, high: int) -> int:
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadInput(f"parameter {name}={value!r} is out of range; give a whole number from {low} to {high} "
+                       f"(default {default})")
+    return value
