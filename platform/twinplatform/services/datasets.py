@@ -23,10 +23,10 @@ from sqlalchemy import select
 from pipelines.registry import PIPELINES, load_pipeline
 from storage_layout import Area, LayoutError, Location
 from twinplatform.db.models import Job, StageRun
-from twinplatform.domain import JobState
+from twinplatform.domain import ACTIVE_JOB_STATES, JobState
 from twinplatform.errors import InputError
 from twinplatform.jobs.runtime import Runtime
-from twinplatform.jobs.submit import Submitted, submit_job
+from twinplatform.jobs.submit import Submitted, idempotency_key, submit_job
 from twinplatform.services.jobs import JobView, get_job
 from twinplatform.services.run_task import RunRequest, submit_run
 from twinplatform.services.twins import checked_twin_id, require_twin
@@ -153,6 +153,22 @@ def submit_dataset_job(
         "twins": list(usable),
         "excluded": dict(excluded),
     }
+    with runtime.sessions() as session:
+        active = session.scalars(
+            select(Job).where(
+                Job.model == request.model,
+                Job.dataset == request.name,
+                Job.state.in_([state.value for state in ACTIVE_JOB_STATES]),
+            )
+        ).first()
+    if active is not None and active.idempotency_key != idempotency_key(
+        f"dataset:{request.name}", request.model, "dataset", params
+    ):
+        # Two different builds of one dataset would write (and prune) the same folder at once.
+        raise InputError(
+            f"dataset {request.model}/{request.name} is being built by job {active.id} with other twins or "
+            f"parameters: wait for it (`platform status --dataset {request.name}`) or cancel it, then build again"
+        )
     return submit_job(
         runtime,
         pipeline,
