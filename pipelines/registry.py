@@ -15,6 +15,8 @@ PIPELINES: dict[tuple[str, str], str] = {
     ("facesync", "dataset"): "pipelines.facesync.dataset:build_pipeline",
     ("bilayer", "preprocess"): "pipelines.bilayer.preprocess:build_pipeline",
     ("bilayer", "dataset"): "pipelines.bilayer.dataset:build_pipeline",
+    ("lawdnet", "preprocess"): "pipelines.lawdnet.preprocess:build_pipeline",
+    ("lawdnet", "dataset"): "pipelines.lawdnet.dataset:build_pipeline",
     ("perceptalign", "preprocess"): "pipelines.perceptalign.preprocess:build_pipeline",
     ("perceptalign", "dataset"): "pipelines.perceptalign.dataset:build_pipeline",
 }
