@@ -18,9 +18,9 @@ from pipelines.base import BadInput, InputSpec, OutputSpec, Resources, Source, S
 from pipelines.lawdnet import outputs as files
 from pipelines.lawdnet import params as job_params
 from pipelines.lawdnet.audio_features import open_extractor
-from pipelines.lawdnet.pcm import read_pcm16, to_float, write_pcm16
 from pipelines.lawdnet.timeline_file import TimelineRecord, write_timeline
 from pipelines.media.timeline import align_features, reconcile
+from pipelines.media.wav import read_pcm16, to_float, write_pcm16
 from pipelines.th import outputs as th_files
 from pipelines.th.face.landmarks_file import load_landmarks
 
@@ -63,13 +63,13 @@ class LawdnetAudioStage:
                 "recorded with sound, or its audio as a separate file"
             )
         source_name = th_files.VIDEO_AUDIO_WAV if source == "video_audio" else th_files.AUDIO_WAV
-        samples = read_pcm16(context.inputs[source], source_name)
+        samples = read_pcm16(context.inputs[source], job_params.SAMPLE_RATE_HZ, name=source_name)
         what = "the twin's video and its sound track" if source == "video_audio" else "the twin's video and audio"
         timeline = reconcile(landmarks.frames, samples.size, job_params.FPS, job_params.SAMPLE_RATE_HZ, what=what)
         context.check_cancelled()
 
         cut = samples[: timeline.samples]
-        write_pcm16(context.output_path(files.AUDIO_WAV), cut)
+        write_pcm16(context.output_path(files.AUDIO_WAV), cut, job_params.SAMPLE_RATE_HZ)
         context.progress(0.2, f"computing {extractor.name} features")
         features = np.asarray(extractor.extract(to_float(cut)), dtype=np.float32)
         if features.ndim != 2 or features.shape[1] != extractor.dim:

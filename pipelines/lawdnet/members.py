@@ -17,9 +17,10 @@ from pipelines.base import BadInput
 from pipelines.lawdnet import outputs as files
 from pipelines.lawdnet.clips import clip_starts
 from pipelines.lawdnet.openface_csv import read_landmarks_csv
-from pipelines.lawdnet.pcm import read_pcm16
+from pipelines.lawdnet.params import SAMPLE_RATE_HZ
 from pipelines.lawdnet.timeline_file import TimelineRecord, read_timeline
 from pipelines.media.frames import video_info
+from pipelines.media.wav import read_pcm16
 from pipelines.th import outputs as th_files
 
 # input name -> the preprocess file it is (relative to the twin's processed/.../lawdnet/ folder)
@@ -94,7 +95,8 @@ def _read(twin: str, paths: dict[str, Path], clip_frames: int) -> Member:
     _expect(rows.frames, frames, files.LANDMARKS_CSV, "rows")
     _expect_shape(features, (frames, dim), files.AUDIO_FEATURES)
     _expect_shape(crop_landmarks, (frames, 68, 2), files.CROP_LANDMARKS)
-    _expect(read_pcm16(paths["audio"], files.AUDIO_WAV).size, samples, files.AUDIO_WAV, "samples")
+    audio = read_pcm16(paths["audio"], SAMPLE_RATE_HZ, name=files.AUDIO_WAV)
+    _expect(audio.size, samples, files.AUDIO_WAV, "samples")
     crops = video_info(paths["crops"])
     _expect(crops.frames, frames, files.CROPS_MP4, "frames")
     if (crops.width, crops.height) != (files.CROP_WIDTH, files.CROP_HEIGHT):

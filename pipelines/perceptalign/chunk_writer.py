@@ -22,11 +22,11 @@ import numpy as np
 from pipelines.base import BadInput, StageContext
 from pipelines.media.frames import FrameWriter, read_frames, video_info
 from pipelines.media.mux import mux_audio
+from pipelines.media.wav import write_pcm16
 from pipelines.perceptalign import outputs as files
 from pipelines.perceptalign.bundle import ChunkBundle
 from pipelines.perceptalign.layout import DatasetLayout, chunk_id
 from pipelines.perceptalign.melspec import N_MELS, mel_columns
-from pipelines.perceptalign.wav_io import write_pcm16
 
 DECODE_BATCH = 16
 AUDIO_BITRATE = "128k"

@@ -25,12 +25,12 @@ import numpy as np
 from pipelines.base import BadInput, InputSpec, OutputSpec, Resources, Source, StageContext, StageResult
 from pipelines.media.frames import read_frames, video_info
 from pipelines.media.timeline import Timeline, reconcile
+from pipelines.media.wav import read_pcm16, to_float, write_pcm16
 from pipelines.perceptalign import outputs as files
 from pipelines.perceptalign.bundle import flow_member, npz_writer, write_summary
 from pipelines.perceptalign.flow import FlowEstimator, flow_size, resolve_algorithm, tvl1_available
 from pipelines.perceptalign.melspec import N_MELS, mel_columns, specvqgan_mel
 from pipelines.perceptalign.settings import ChunkSettings, flow_algorithm_param
-from pipelines.perceptalign.wav_io import read_pcm16, to_float, write_pcm16
 
 DECODE_BATCH = 16
 FLOW_THREADS = 2  # the machines this runs on have 2 cores; Farneback itself uses one

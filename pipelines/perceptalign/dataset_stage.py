@@ -17,13 +17,13 @@ from typing import Any
 from pipelines.base import BadInput, InputSpec, OutputSpec, Resources, Source, StageContext, StageResult
 from pipelines.dataset_kit.manifest import MANIFEST, excluded_by_platform, write_manifest, written_files
 from pipelines.dataset_kit.splits import assign_splits
+from pipelines.media.wav import read_pcm16
 from pipelines.perceptalign import outputs as files
 from pipelines.perceptalign.bundle import open_bundle
 from pipelines.perceptalign.chunk_writer import TwinWriter
 from pipelines.perceptalign.dataset_params import DatasetParams
 from pipelines.perceptalign.layout import FOLDERS, SPLITS, DatasetLayout
 from pipelines.perceptalign.settings import ChunkSettings
-from pipelines.perceptalign.wav_io import read_pcm16
 
 MODEL = "perceptalign"
 # member input name -> the preprocess output it is

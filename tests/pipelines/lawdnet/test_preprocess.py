@@ -24,10 +24,10 @@ from pipelines.lawdnet.alignment import (
 from pipelines.lawdnet.audio_stage import LawdnetAudioStage
 from pipelines.lawdnet.face_stage import LawdnetFaceStage
 from pipelines.lawdnet.openface_csv import HEADER, read_landmarks_csv
-from pipelines.lawdnet.pcm import read_pcm16, to_float
 from pipelines.lawdnet.preprocess import build_pipeline
 from pipelines.media.frames import read_frames, video_info
 from pipelines.media.synthetic import make_video
+from pipelines.media.wav import read_pcm16, to_float
 from pipelines.registry import load_pipeline
 from pipelines.th import outputs as th_files
 from pipelines.th.face.align import crop as th_crop
@@ -172,7 +172,7 @@ def test_audio_is_cut_not_resampled_and_features_follow_it(twins: dict[str, Twin
     ) as cut:
         kept = cut.getnframes()
         assert cut.readframes(kept) == whole.readframes(kept)  # the first samples, byte for byte
-    mel = audio_features.MelExtractor().extract(to_float(read_pcm16(folder / files.AUDIO_WAV, "audio.wav")))
+    mel = audio_features.MelExtractor().extract(to_float(read_pcm16(folder / files.AUDIO_WAV, 16000, name="audio.wav")))
     features = np.load(folder / files.AUDIO_FEATURES)
     # at 100 rows/s the centre of frame i is row 4i + 2: the aligned row is exactly that row
     np.testing.assert_allclose(features, mel[4 * np.arange(len(features)) + 2], rtol=1e-5, atol=1e-5)
