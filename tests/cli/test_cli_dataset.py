@@ -87,7 +87,7 @@ def test_adding_twins_keeps_the_earlier_ones_and_a_rebuild_prunes_what_it_no_lon
     keys = {asset["key"] for asset in kit.json("twin", "show", "b")["assets"]}  # b's own files are untouched
     assert "processed/b/preprocessed/kitds/measure/size.json" in keys
     pruned = kit.json("jobs", "show", kit.json("status", "--dataset", "v1")[0]["job_id"], "--events")
-    assert any(event["type"] == "dataset.pruned" for event in pruned["events"])
+    assert any(event["type"] == "outputs.pruned" for event in pruned["events"])
 
 
 def test_no_usable_twin_fails_the_dataset_job_with_every_reason(kit: Platform) -> None:

@@ -92,6 +92,7 @@ def execute_stage(
             if dispatched is None:
                 return StageOutcome(stage_run_id, None, "lease lost")
             commit.discard_scratch(runtime, committed)
+            _prune_stale(runtime, held, pipeline, stage, committed)
             return StageOutcome(stage_run_id, StageState.SUCCEEDED, message, dispatched)
         if prepared.skip_reason is not None:
             return _finish(runtime, held, StageState.SKIPPED, prepared.skip_reason)
@@ -102,7 +103,7 @@ def execute_stage(
             None,
         )
         if prior is not None:
-            _prune_dataset(runtime, held, pipeline, prior)
+            _prune_stale(runtime, held, pipeline, stage, prior)
             return _finish(
                 runtime,
                 held,
@@ -148,7 +149,7 @@ def execute_stage(
         if dispatched is None:
             return StageOutcome(stage_run_id, None, "lease lost after commit; the next attempt finishes it")
         commit.discard_scratch(runtime, manifest)
-        _prune_dataset(runtime, held, pipeline, manifest)
+        _prune_stale(runtime, held, pipeline, stage, manifest)
         return StageOutcome(stage_run_id, StageState.SUCCEEDED, message, dispatched)
     except LeaseLost as exc:
         commit.discard_scratch(runtime, manifest)
@@ -203,15 +204,28 @@ def _prepare(runtime: Runtime, held: Claim, pipeline: Pipeline, stage: Stage) ->
     return _Prepared(resolved=resolved, fingerprint=fingerprint, candidates=[m for m in candidates if m])
 
 
-def _prune_dataset(runtime: Runtime, held: Claim, pipeline: Pipeline, manifest: dict[str, Any]) -> None:
-    """After a dataset build committed (or was found up to date), delete what an earlier build of the same dataset
-    left that this one did not write (say, the samples of a twin now excluded), so the dataset's folder holds
-    exactly the files of its manifest. Runs after the commit: readers never see a half-written build."""
-    if pipeline.output_area != "datasets":
-        return
-    keep = {entry["key"] for entry in manifest.get("outputs", {}).values()}
-    prefix = runtime.layout.key(output_location(held, pipeline.output_area, "x"))[: -len("x")]
-    stale = [info.key for info in runtime.backend.list(prefix) if info.key not in keep]
+def _prune_stale(runtime: Runtime, held: Claim, pipeline: Pipeline, stage: Stage, manifest: dict[str, Any]) -> None:
+    """After a stage committed (or was found up to date), delete what an earlier run left among its outputs that
+    this run did not write, so a reader never takes a stale file for a current one:
+
+    - an optional output this run did not write (say `video/audio.wav` after the twin's video was replaced by one
+      without sound, which later stages would otherwise read as the new video's sound);
+    - for a dataset build, every file under the dataset's folder that is not in its manifest (say, the samples of
+      a twin now excluded), so the folder holds exactly the manifest's files.
+
+    Runs after the commit: readers never see a half-written set."""
+    written = manifest.get("outputs", {})
+    keep = {entry["key"] for entry in written.values()}
+    if pipeline.output_area == "datasets":
+        prefix = runtime.layout.key(output_location(held, pipeline.output_area, "x"))[: -len("x")]
+        candidates = [info.key for info in runtime.backend.list(prefix)]
+    else:
+        candidates = [
+            runtime.layout.key(output_location(held, pipeline.output_area, spec.relative))
+            for spec in stage.outputs
+            if spec.optional and not spec.is_folder and spec.relative not in written
+        ]
+    stale = [key for key in candidates if key not in keep and runtime.backend.head(key) is not None]
     for key in stale:
         runtime.backend.delete(key)
     if stale:
@@ -219,10 +233,10 @@ def _prune_dataset(runtime: Runtime, held: Claim, pipeline: Pipeline, manifest: 
             session.execute(delete(Asset).where(Asset.key.in_(stale)))
             events.record_ids(
                 session,
-                "dataset.pruned",
-                twin_id=None,
+                "outputs.pruned",
+                twin_id=held.twin_id,
                 job_id=held.job_id,
-                message=f"removed {len(stale)} file(s) an earlier build of this dataset left under {prefix}",
+                message=f"stage {stage.name}: removed {len(stale)} file(s) an earlier run wrote and this one did not",
                 data={"removed": stale[:100]},
             )
 
