@@ -178,7 +178,12 @@ def _show(runtime: Any, summary: Any) -> None:
         click.echo(f"  error: {job.error}")
     manifest = summary.manifest or {}
     for twin, entry in (manifest.get("twins") or {}).items():
-        taken = ", ".join(f"{key} {value}" for key, value in (entry.get("taken") or {}).items())
+        # NOTE: the headline numbers only; nested details stay in the manifest (`--json`, or the file itself)
+        taken = ", ".join(
+            f"{key} {value}"
+            for key, value in (entry.get("taken") or {}).items()
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool)
+        )
         click.echo(f"  twin {twin}: {taken}")
     excluded = manifest.get("excluded") if manifest else job.params.get("excluded", {})
     for twin, reason in (excluded or {}).items():
