@@ -1,7 +1,7 @@
 """Write `.npz` archives that are byte-identical for identical arrays.
 
-`numpy.savez` stamps each member with the current time, so the same data gives different bytes on every run;
-the platform compares checksums to skip unchanged work, so facesync writes its archives with a fixed timestamp.
+The platform compares checksums to skip unchanged work, so the same arrays must give the same bytes: members are
+written in the given order with a fixed ZIP timestamp and never pickled, whatever numpy version is installed.
 The result is an ordinary `.npz` (`numpy.load` reads it, no pickles).
 """
 

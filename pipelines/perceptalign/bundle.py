@@ -8,8 +8,8 @@
     format_version ()  int32
 
 Flow is one member per chunk so a reader loads one chunk at a time (a long recording's flow is gigabytes).
-numpy's own `savez` stamps each member with the current time; this writer uses a fixed one, so the same arrays
-give the same bytes and the platform can skip work whose inputs did not change.
+This writer adds members one at a time (numpy's `savez` needs them all in memory at once), deflated, with a fixed
+ZIP timestamp, so the same arrays give the same bytes and the platform can skip work whose inputs did not change.
 """
 
 from __future__ import annotations
