@@ -28,10 +28,10 @@ from PIL import Image
 from pipelines.base import BadInput, InputSpec, OutputSpec, Pipeline, Resources, Source, StageContext, StageResult
 from pipelines.bilayer import outputs as names
 from pipelines.bilayer.layout import frame_stem, split_sequences
-from pipelines.bilayer.params import choice, fraction, whole_number
 from pipelines.bilayer.preprocess import MODEL
 from pipelines.bilayer.samples_file import Samples, load_samples
 from pipelines.dataset_kit.manifest import MANIFEST, excluded_by_platform, write_manifest, written_files
+from pipelines.dataset_kit.params import choice, fraction, whole_number
 from pipelines.dataset_kit.splits import assign_splits
 
 DEFAULT_TEST_PERCENT = 0.2

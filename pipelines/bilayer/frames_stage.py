@@ -29,11 +29,11 @@ import numpy as np
 from pipelines.base import BadInput, InputSpec, OutputSpec, Resources, Source, StageContext, StageResult
 from pipelines.bilayer import outputs as names
 from pipelines.bilayer.crop import CROP_RULE, CropBox, crop_face, face_box, inside_frame, points_in_crop
-from pipelines.bilayer.params import fraction, whole_number
 from pipelines.bilayer.sampled_frames import SampledFrames
 from pipelines.bilayer.samples_file import OK, VIDEO_ID_LENGTH, Samples, save_samples
 from pipelines.bilayer.segmentation import MODEL as SEGMENTATION_MODEL
 from pipelines.bilayer.segmentation import PersonSegmenter
+from pipelines.dataset_kit.params import fraction, whole_number
 from pipelines.th import outputs as th_files
 from pipelines.th.face.landmarks_file import FaceLandmarks, load_landmarks
 

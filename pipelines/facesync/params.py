@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from pipelines.base import BadInput
+from pipelines.dataset_kit.params import is_number, whole_number
 from pipelines.media.timeline import DEFAULT_MAX_MISMATCH_S
 
 DEFAULT_WINDOW_FRAMES = 25
@@ -23,18 +23,18 @@ SAMPLE_RATE_HZ = 16000
 
 
 def window_frames(params: Mapping[str, Any]) -> int:
-    return _whole(params, "window_frames", DEFAULT_WINDOW_FRAMES, 2, MAX_WINDOW_FRAMES, "frames per sample")
+    return whole_number(params, "window_frames", DEFAULT_WINDOW_FRAMES, 2, MAX_WINDOW_FRAMES, what="frames per sample")
 
 
 def augment_factor(params: Mapping[str, Any], window: int) -> int:
     """Windows per base window: the sliding-window stride is `window // factor`, so at most `window`."""
-    return _whole(params, "augment_factor", DEFAULT_AUGMENT_FACTOR, 1, window, "windows per base window")
+    return whole_number(params, "augment_factor", DEFAULT_AUGMENT_FACTOR, 1, window, what="windows per base window")
 
 
 def train_percent(params: Mapping[str, Any]) -> float:
     """The training share as a fraction (the seed's name; 0.9 means 90 %)."""
     value = params.get("train_percent", DEFAULT_TRAIN_PERCENT)
-    if not _is_number(value) or not 0 < value <= 1:
+    if not is_number(value) or not 0 < value <= 1:
         raise BadInput(
             f"parameter train_percent={value!r} must be a fraction above 0 and at most 1 "
             f"(0.9 puts 90 % of the windows in train; default {DEFAULT_TRAIN_PERCENT})"
@@ -43,16 +43,13 @@ def train_percent(params: Mapping[str, Any]) -> float:
 
 
 def seed(params: Mapping[str, Any]) -> int:
-    value = params.get("seed", DEFAULT_SEED)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadInput(f"parameter seed={value!r} must be a whole number (default {DEFAULT_SEED})")
-    return value
+    return whole_number(params, "seed", DEFAULT_SEED, -(2**63), 2**63 - 1)
 
 
 def fps(params: Mapping[str, Any]) -> float:
     """The frame rate every member twin must have (th's `fps` parameter, default 25)."""
     value = params.get("fps", DEFAULT_FPS)
-    if not _is_number(value) or not 1 <= value <= 120:
+    if not is_number(value) or not 1 <= value <= 120:
         raise BadInput(f"parameter fps={value!r} is not a frame rate; give a number from 1 to 120 (default 25)")
     return float(value)
 
@@ -71,22 +68,9 @@ def sample_rate_hz(params: Mapping[str, Any]) -> int:
 def max_mismatch_s(params: Mapping[str, Any]) -> float:
     """How far apart the audio's and the video's lengths may be before they count as different recordings."""
     value = params.get("max_mismatch_s", DEFAULT_MAX_MISMATCH_S)
-    if not _is_number(value) or not 0 < value <= 10:
+    if not is_number(value) or not 0 < value <= 10:
         raise BadInput(
             f"parameter max_mismatch_s={value!r} must be a number of seconds above 0 and at most 10 "
             f"(default {DEFAULT_MAX_MISMATCH_S})"
         )
     return float(value)
-
-
-def _whole(params: Mapping[str, Any], name: str, default: int, low: int, high: int, what: str) -> int:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise BadInput(
-            f"parameter {name}={value!r} must be a whole number of {what} from {low} to {high} (default {default})"
-        )
-    return value
-
-
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)

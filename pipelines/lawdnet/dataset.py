@@ -26,6 +26,7 @@ import numpy as np
 
 from pipelines.base import BadInput, InputSpec, OutputSpec, Pipeline, Resources, Source, StageContext, StageResult
 from pipelines.dataset_kit.manifest import MANIFEST, excluded_by_platform, write_manifest, written_files
+from pipelines.dataset_kit.params import whole_number
 from pipelines.dataset_kit.splits import assign_splits
 from pipelines.lawdnet import outputs as files
 from pipelines.lawdnet import params as job_params
@@ -165,11 +166,11 @@ class _Settings:
     """The dataset's parameters, read once with their defaults."""
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        self.clip_frames = job_params.whole_number(params, "clip_frames", job_params.DEFAULT_CLIP_FRAMES, 5, 250)
-        self.min_clips = job_params.whole_number(params, "min_clips", job_params.DEFAULT_MIN_CLIPS, 1, 100000)
+        self.clip_frames = whole_number(params, "clip_frames", job_params.DEFAULT_CLIP_FRAMES, 5, 250)
+        self.min_clips = whole_number(params, "min_clips", job_params.DEFAULT_MIN_CLIPS, 1, 100000)
         self.val_percent = job_params.percent(params, "val_percent", job_params.DEFAULT_VAL_PERCENT)
-        self.seed = job_params.whole_number(params, "seed", job_params.DEFAULT_SEED, 0, 2**63 - 1)
-        self.jpeg_quality = job_params.whole_number(params, "jpeg_quality", job_params.DEFAULT_JPEG_QUALITY, 1, 100)
+        self.seed = whole_number(params, "seed", job_params.DEFAULT_SEED, 0, 2**63 - 1)
+        self.jpeg_quality = whole_number(params, "jpeg_quality", job_params.DEFAULT_JPEG_QUALITY, 1, 100)
         self.audio_features = job_params.audio_features(params)
         self.path_prefix = job_params.text(params, "path_prefix", "")
 

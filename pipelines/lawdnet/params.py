@@ -41,13 +41,6 @@ def check_media_rates(params: Mapping[str, Any]) -> None:
         )
 
 
-def whole_number(params: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise BadInput(f"parameter {name}={value!r} must be a whole number from {low} to {high} (default {default})")
-    return value
-
-
 def percent(params: Mapping[str, Any], name: str, default: float) -> float:
     value = params.get(name, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 100:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipelines.base import BadInput
+from pipelines.dataset_kit.params import fraction, whole_number
 
 DEFAULT_TRAIN = 0.8
 DEFAULT_VALID = 0.1
@@ -35,25 +36,21 @@ class DatasetParams:
                 f"parameter dataset={name!r} is not a usable dataset name: give a name of letters, digits, '-', "
                 "'_' or '.' (it names the split files, e.g. NAME_train.txt)"
             )
-        train = _fraction(params, "train_percent", DEFAULT_TRAIN)
-        valid = _fraction(params, "valid_percent", DEFAULT_VALID)
+        train = fraction(params, "train_percent", DEFAULT_TRAIN)
+        valid = fraction(params, "valid_percent", DEFAULT_VALID)
         if train + valid > 1 + 1e-9:
             raise BadInput(
                 f"parameters train_percent={train:g} and valid_percent={valid:g} add up to more than 1; the test "
                 "split gets the rest, so give fractions whose sum is at most 1"
             )
-        seed = params.get("seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise BadInput(f"parameter seed={seed!r} is not a whole number (default 0)")
+        seed = whole_number(params, "seed", 0, -(2**63), 2**63 - 1)
         class_name = params.get("class_name")
         if class_name is not None and (not isinstance(class_name, str) or not safe_name(class_name)):
             raise BadInput(
                 f"parameter class_name={class_name!r} is not a usable folder name: give letters, digits, '-', '_' "
                 "or '.', or leave it out to make each twin its own class"
             )
-        quality = params.get("jpeg_quality", DEFAULT_JPEG_QUALITY)
-        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-            raise BadInput(f"parameter jpeg_quality={quality!r} is out of range; give 1 to 100 (default 95)")
+        quality = whole_number(params, "jpeg_quality", DEFAULT_JPEG_QUALITY, 1, 100)
         split_by = params.get("split_by", "chunk")
         if split_by not in SPLIT_BY:
             raise BadInput(f"parameter split_by={split_by!r} is not one of {', '.join(SPLIT_BY)} (default chunk)")
@@ -71,10 +68,3 @@ class DatasetParams:
 def safe_name(name: str) -> bool:
     """A folder or file-name part: no separators, not '.' or '..', nothing a split-file line could break on."""
     return bool(name) and name not in {".", ".."} and all(c.isalnum() or c in "-_." for c in name)
-
-
-def _fraction(params: Mapping[str, Any], name: str, default: float) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise BadInput(f"parameter {name}={value!r} is not a fraction; give a number from 0 to 1 (default {default})")
-    return float(value)

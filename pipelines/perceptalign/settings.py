@@ -12,6 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from pipelines.base import BadInput
+from pipelines.dataset_kit.params import number, whole_number
 
 DEFAULT_FPS = 21.5  # SpecVQGAN's video rate: 215 frames per 10 s chunk
 DEFAULT_SAMPLE_RATE_HZ = 22050  # SpecVQGAN's audio rate (its MelGAN vocoder's)
@@ -35,11 +36,11 @@ class ChunkSettings:
     def from_params(cls, params: Mapping[str, Any]) -> ChunkSettings:
         """Parse and check the job's parameters; BadInput names the parameter, its value and what to give."""
         settings = cls(
-            fps=_number(params, "fps", DEFAULT_FPS, low=1, high=120),
-            sample_rate_hz=_whole(params, "sample_rate_hz", DEFAULT_SAMPLE_RATE_HZ, low=8000, high=192000),
-            duration_s=_number(params, "duration_s", DEFAULT_DURATION_S, low=0.1, high=600),
-            flow_short_side=_whole(params, "flow_short_side", DEFAULT_FLOW_SHORT_SIDE, low=0, high=4096),
-            flow_bound=_number(params, "flow_bound", DEFAULT_FLOW_BOUND, low=0.1, high=1000),
+            fps=number(params, "fps", DEFAULT_FPS, 1, 120),
+            sample_rate_hz=whole_number(params, "sample_rate_hz", DEFAULT_SAMPLE_RATE_HZ, 8000, 192000),
+            duration_s=number(params, "duration_s", DEFAULT_DURATION_S, 0.1, 600),
+            flow_short_side=whole_number(params, "flow_short_side", DEFAULT_FLOW_SHORT_SIDE, 0, 4096),
+            flow_bound=number(params, "flow_bound", DEFAULT_FLOW_BOUND, 0.1, 1000),
         )
         frames = Fraction(str(settings.duration_s)) * Fraction(str(settings.fps))
         if frames.denominator != 1 or frames < 2:
@@ -88,19 +89,3 @@ def _same(theirs: Any, ours: Any) -> bool:
     if isinstance(theirs, bool) or not isinstance(theirs, (int, float)):
         return False
     return abs(float(theirs) - float(ours)) < 1e-9
-
-
-def _number(params: Mapping[str, Any], name: str, default: float, *, low: float, high: float) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise BadInput(f"parameter {name}={value!r} is out of range; give a number from {low:g} to {high:g} "
-                       f"(default {default:g})")
-    return float(value)
-
-
-def _whole(params: Mapping[str, Any], name: str, default: int, *, low: int, high: int) -> int:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise BadInput(f"parameter {name}={value!r} is out of range; give a whole number from {low} to {high} "
-                       f"(default {default})")
-    return value
