@@ -215,17 +215,21 @@ def _prune_stale(runtime: Runtime, held: Claim, pipeline: Pipeline, stage: Stage
 
     Runs after the commit: readers never see a half-written set."""
     written = manifest.get("outputs", {})
-    keep = {entry["key"] for entry in written.values()}
     if pipeline.output_area == "datasets":
+        keep = {entry["key"] for entry in written.values()}
         prefix = runtime.layout.key(output_location(held, pipeline.output_area, "x"))[: -len("x")]
-        candidates = [info.key for info in runtime.backend.list(prefix)]
+        stale = [info.key for info in runtime.backend.list(prefix) if info.key not in keep]
     else:
-        candidates = [
+        unwritten = [
             runtime.layout.key(output_location(held, pipeline.output_area, spec.relative))
             for spec in stage.outputs
             if spec.optional and not spec.is_folder and spec.relative not in written
         ]
-    stale = [key for key in candidates if key not in keep and runtime.backend.head(key) is not None]
+        if not unwritten:
+            return
+        # NOTE: the platform registers every output it commits, so one query finds them (no request per key).
+        with runtime.sessions() as session:
+            stale = list(session.scalars(select(Asset.key).where(Asset.key.in_(unwritten))))
     for key in stale:
         runtime.backend.delete(key)
     if stale:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from pipelines.registry import PIPELINES, load_pipeline
 from storage_layout import Area, LayoutError, Location
-from twinplatform.db.models import Job, StageRun
+from twinplatform.db.models import Job
 from twinplatform.domain import ACTIVE_JOB_STATES, JobState
 from twinplatform.errors import InputError
 from twinplatform.jobs.runtime import Runtime
@@ -231,9 +231,7 @@ def describe_dataset(runtime: Runtime, model: str, name: str) -> DatasetSummary:
     manifest = None
     files = 0
     if job.state == JobState.SUCCEEDED.value:
-        with runtime.sessions() as session:
-            manifests = session.scalars(select(StageRun.output_manifest).where(StageRun.job_id == job.job_id)).all()
-        files = sum(len((manifest or {}).get("outputs", {})) for manifest in manifests)
+        files = sum(len(stage.outputs) for stage in job.stages)
         if runtime.backend.head(manifest_key) is not None:
             with tempfile.TemporaryDirectory() as folder:
                 local = Path(folder) / MANIFEST

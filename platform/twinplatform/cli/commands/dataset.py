@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from twinplatform.cli import context
-from twinplatform.cli.commands.run import _parse_params
 from twinplatform.cli.output import echo_json, short, state_text, table
+from twinplatform.cli.params import parse_params
 
 
 @click.group()
@@ -68,8 +68,8 @@ def build(
             model=model,
             name=name,
             twins=tuple(twins.split(",")) if twins else (),
-            params=_parse_params(raw_params),
-            preprocess_params=_parse_params(raw_preprocess_params),
+            params=parse_params(raw_params),
+            preprocess_params=parse_params(raw_preprocess_params, "--preprocess-param"),
             extend=extend,
             priority=priority,
         ),

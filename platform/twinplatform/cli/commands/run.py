@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from twinplatform.cli import context
 from twinplatform.cli.output import echo_json, state_text
-
-
-def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for item in values:
-        name, sep, raw = item.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
-        try:
-            params[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[name] = raw
-    return params
+from twinplatform.cli.params import parse_params
 
 
 @click.command()
@@ -68,7 +55,7 @@ def run(
     if detach and in_process:
         raise InputError("--detach needs a broker (PLATFORM_BROKER_URL): in-process jobs run in this command")
     runtime = context.runtime()
-    params = _parse_params(raw_params)
+    params = parse_params(raw_params)
     if task == "inference":
         params.setdefault("engine", engine or context.settings().engine)
     elif engine:
